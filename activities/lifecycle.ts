@@ -1,0 +1,34 @@
+import type { Client } from '@temporalio/client';
+import {
+  type DeviceCertificate,
+  DeviceIdKey,
+  deviceWorkflowId,
+  certificateIssuedSignal,
+  PkiProfileKey,
+  PkiStatusKey,
+  TASK_QUEUE,
+} from '../workflows/definitions.js';
+import type { deviceLifecycle } from '../workflows/device-lifecycle.js';
+
+/**
+ * Hands a new certificate to the device's long-lived workflow, starting it on first enrollment.
+ * A workflow cannot signal-with-start, hence an activity. Redelivery is harmless: the lifecycle
+ * ignores a serial it has seen.
+ */
+export async function handOffToLifecycle(
+  client: Client,
+  input: { profile: string; deviceId: string; renewalFraction: number; certificate: DeviceCertificate },
+): Promise<void> {
+  await client.workflow.signalWithStart<typeof deviceLifecycle, [DeviceCertificate]>('deviceLifecycle', {
+    workflowId: deviceWorkflowId(input.profile, input.deviceId),
+    taskQueue: TASK_QUEUE,
+    args: [{ profile: input.profile, deviceId: input.deviceId, renewalFraction: input.renewalFraction }],
+    signal: certificateIssuedSignal,
+    signalArgs: [input.certificate],
+    typedSearchAttributes: [
+      { key: PkiProfileKey, value: input.profile },
+      { key: DeviceIdKey, value: input.deviceId },
+      { key: PkiStatusKey, value: 'Pending' },
+    ],
+  });
+}

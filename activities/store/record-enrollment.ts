@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import type { Database } from '../../db/client.js';
+import { auditEvents, certificates, devices, enrollments } from '../../db/schema.js';
+import type { Sealer } from '../../hsm/token.js';
+import { certificateInfo } from '../../pki/x509/certificate.js';
+import type { RecordEnrollmentInput } from '../types.js';
+
+/**
+ * Writes an enrollment's outcome, its certificate, the device's state and the audit trail in one
+ * transaction. A retry after a lost reply finds the enrollment row and writes nothing twice.
+ */
+export async function recordEnrollment(db: Database, sealer: Sealer, input: RecordEnrollmentInput): Promise<void> {
+  const { request, outcome } = input;
+  const csr = Buffer.from(request.csr, 'base64');
+  // The AAD binds the sealed CSR to its row: it cannot be moved to another enrollment unnoticed.
+  const csrSealed = await sealer.seal(csr, Buffer.from(input.enrollmentId, 'utf8'));
+
+  await db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(enrollments)
+      .values({
+        id: input.enrollmentId,
+        profile: request.profile,
+        transactionId: request.transactionId,
+        deviceId: request.deviceId,
+        messageType: request.messageType,
+        status: outcome.status === 'SUCCESS' ? 'issued' : 'failed',
+        failInfo: outcome.status === 'FAILURE' ? outcome.failInfo : null,
+        failureReason: outcome.status === 'FAILURE' ? outcome.reason : null,
+        csrSha256: request.csrSha256,
+        csrSealed,
+        certificateSerial: outcome.status === 'SUCCESS' ? outcome.issued.serialHex : null,
+        createdAt: new Date(input.receivedAt),
+        completedAt: new Date(input.completedAt),
+      })
+      .onConflictDoNothing()
+      .returning({ id: enrollments.id });
+    if (inserted.length === 0) return;
+
+    const device = { profile: request.profile, deviceId: request.deviceId };
+    if (outcome.status === 'SUCCESS') {
+      const der = Buffer.from(outcome.issued.certificate, 'base64');
+      const info = certificateInfo(der);
+      await tx.insert(certificates).values({
+        issuingCa: outcome.issued.issuingCa,
+        serialHex: outcome.issued.serialHex,
+        ...device,
+        enrollmentId: input.enrollmentId,
+        subject: info.subject,
+        notBefore: info.notBefore,
+        notAfter: info.notAfter,
+        sha256Hex: createHash('sha256').update(der).digest('hex'),
+        der,
+      });
+      const current = {
+        status: 'active',
+        currentCertificateSerial: outcome.issued.serialHex,
+        certificateNotAfter: info.notAfter,
+        updatedAt: new Date(input.completedAt),
+      };
+      // A late, older certificate never displaces a newer current one.
+      await tx
+        .insert(devices)
+        .values({ ...device, ...current })
+        .onConflictDoUpdate({
+          target: [devices.profile, devices.deviceId],
+          set: current,
+          setWhere: or(isNull(devices.certificateNotAfter), lt(devices.certificateNotAfter, info.notAfter)),
+        });
+    } else {
+      await tx
+        .insert(devices)
+        .values({ ...device, status: 'enrollment_failed', updatedAt: new Date(input.completedAt) })
+        .onConflictDoUpdate({
+          target: [devices.profile, devices.deviceId],
+          set: { status: 'enrollment_failed', updatedAt: new Date(input.completedAt) },
+          // A device that still holds a valid certificate stays active despite a failed attempt.
+          setWhere: or(
+            isNull(devices.certificateNotAfter),
+            lt(devices.certificateNotAfter, sql`now()`),
+          ),
+        });
+    }
+
+    const trail = [
+      ...input.trail,
+      {
+        at: input.completedAt,
+        action: outcome.status === 'SUCCESS' ? 'enrollment.succeeded' : 'enrollment.failed',
+        details:
+          outcome.status === 'SUCCESS'
+            ? { serialHex: outcome.issued.serialHex, notAfter: outcome.issued.notAfter }
+            : { failInfo: outcome.failInfo, reason: outcome.reason },
+      },
+    ];
+    await tx.insert(auditEvents).values(
+      trail.map((entry) => ({
+        occurredAt: new Date(entry.at),
+        actor: 'workflow',
+        action: entry.action,
+        ...device,
+        subject: input.enrollmentId,
+        details: { transactionId: request.transactionId, ...entry.details },
+      })),
+    );
+  });
+}
+
+/** For operators and tests: the sealed CSR of an enrollment, opened in the HSM. */
+export async function openEnrollmentCsr(db: Database, sealer: Sealer, enrollmentId: string): Promise<Uint8Array> {
+  const [row] = await db
+    .select({ sealed: enrollments.csrSealed })
+    .from(enrollments)
+    .where(and(eq(enrollments.id, enrollmentId)));
+  if (!row) throw new Error(`no enrollment ${enrollmentId}`);
+  return sealer.open(row.sealed, Buffer.from(enrollmentId, 'utf8'));
+}

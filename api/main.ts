@@ -1,0 +1,26 @@
+import { loadPkiConfig } from '../config/load.js';
+import { runtimeSettings } from '../config/runtime.js';
+import { connectTemporal, openToken } from '../runtime/services.js';
+import { EnrollmentGateway } from './enrollment-gateway.js';
+import { loadRegistrationAuthorities } from './ra.js';
+import { startApiServer } from './server.js';
+
+/** `npm run api`: the SCEP endpoint. Stateless: run as many replicas as the load needs. */
+const settings = runtimeSettings();
+const config = loadPkiConfig();
+const token = await openToken(settings);
+const client = await connectTemporal(settings);
+const server = await startApiServer(
+  { config, ras: await loadRegistrationAuthorities(token, config), gateway: new EnrollmentGateway(client), maxBodyBytes: 64 * 1024 },
+  settings.api,
+);
+console.log(`[api] SCEP on ${server.url}/scep`);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, async () => {
+    await server.close();
+    await client.connection.close();
+    await token.close();
+    process.exit(0);
+  });
+}

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import type { Profile } from '../../config/profile-types.js';
+import { decodePkiMessage } from '../../pki/scep/decode.js';
+import { encodeCertRep } from '../../pki/scep/encode.js';
+import type { CertRep, ContentCipher, FailInfo, ScepRequest } from '../../pki/scep/types.js';
+import { certificateInfo } from '../../pki/x509/certificate.js';
+import { parseCsr } from '../../pki/x509/csr.js';
+import type { EnrollmentInput } from '../../workflows/definitions.js';
+import type { EnrollmentGateway, GatewayAnswer } from '../enrollment-gateway.js';
+import type { ProfileRa } from '../ra.js';
+
+/** The answer to one PKIOperation: a signed CertRep, or an HTTP error when nothing could be trusted. */
+export type PkiOperationReply = { kind: 'certrep'; body: Uint8Array } | { kind: 'http-error'; status: 400; message: string };
+
+/** transactionIDs become workflow ids: bounded and printable. */
+const TRANSACTION_ID = /^[\x21-\x7e]{1,128}$/;
+
+/**
+ * One PKIOperation, start to finish: decode and check the message (garbage never reaches Temporal),
+ * ask the gateway, and turn the answer into a CertRep signed by the RA.
+ */
+export async function handlePkiOperation(
+  body: Uint8Array,
+  profile: Profile,
+  ra: ProfileRa,
+  gateway: EnrollmentGateway,
+): Promise<PkiOperationReply> {
+  const decoded = await decodePkiMessage(body, { certificates: [ra.raCertificate], decrypter: ra.decrypter });
+  if (!decoded.ok) {
+    const error = decoded.error;
+    if (error.reply === 'http-400') return { kind: 'http-error', status: 400, message: error.message };
+    return certRep(ra, {
+      status: 'FAILURE',
+      failInfo: error.failInfo,
+      transactionId: error.transactionId,
+      recipientNonce: error.senderNonce,
+      digest: error.digest,
+    });
+  }
+  const request = decoded.request;
+  const failure = (failInfo: FailInfo) =>
+    certRep(ra, {
+      status: 'FAILURE',
+      failInfo,
+      transactionId: request.transactionId,
+      recipientNonce: request.senderNonce,
+      digest: request.digest,
+    });
+  if (!TRANSACTION_ID.test(request.transactionId)) return failure('badRequest');
+
+  const signerKeySha256 = sha256Hex(certificateInfo(request.signerCertificate).subjectPublicKeyInfo);
+  let answer: GatewayAnswer;
+  switch (request.messageType) {
+    case 'PKCSReq':
+    case 'RenewalReq': {
+      const input = await enrollmentInput(request, profile, signerKeySha256);
+      if (!input) return failure('badMessageCheck');
+      answer = await gateway.submit(input, profile.enrollmentWaitMs);
+      break;
+    }
+    case 'CertPoll':
+      answer = await gateway.poll(profile.name, request.transactionId, signerKeySha256);
+      break;
+    case 'GetCert':
+    case 'GetCRL':
+      return failure('badRequest');
+  }
+
+  switch (answer.kind) {
+    case 'pending':
+      return certRep(ra, {
+        status: 'PENDING',
+        transactionId: request.transactionId,
+        recipientNonce: request.senderNonce,
+        digest: request.digest,
+      });
+    case 'mismatch':
+      return failure('badRequest');
+    case 'unknown-transaction':
+      return failure('badCertId');
+    case 'outcome': {
+      const outcome = answer.outcome;
+      if (outcome.status === 'FAILURE') return failure(outcome.failInfo);
+      return certRep(ra, {
+        status: 'SUCCESS',
+        transactionId: request.transactionId,
+        recipientNonce: request.senderNonce,
+        digest: request.digest,
+        content: {
+          kind: 'certificates',
+          certificates: [Buffer.from(outcome.issued.certificate, 'base64'), ra.issuingCertificate],
+        },
+        recipientCertificate: request.signerCertificate,
+        contentCipher: responseCipher(request.contentCipher),
+      });
+    }
+  }
+}
+
+/** Reads the CSR far enough to start a workflow; undefined when it is unreadable or its signature fails. */
+async function enrollmentInput(
+  request: Extract<ScepRequest, { csr: Uint8Array }>,
+  profile: Profile,
+  signerKeySha256: string,
+): Promise<EnrollmentInput | undefined> {
+  const parsed = await parseCsr(request.csr);
+  if (!parsed.ok || !parsed.csr.signatureValid) return undefined;
+  const csr = parsed.csr;
+  return {
+    profile: profile.name,
+    transactionId: request.transactionId,
+    messageType: request.messageType,
+    deviceId: csr.commonName ?? csr.subjectText,
+    csr: Buffer.from(request.csr).toString('base64'),
+    csrSummary: {
+      subject: csr.subjectText,
+      commonName: csr.commonName,
+      publicKey: csr.publicKey,
+      subjectAltNames: csr.subjectAltNames,
+    },
+    fingerprint: { csrSha256: sha256Hex(request.csr), signerKeySha256 },
+    policy: {
+      minRsaBits: profile.template.minRsaBits,
+      allowedCurves: profile.template.allowedCurves,
+      validitySeconds: profile.template.validitySeconds,
+    },
+  };
+}
+
+/** The cipher the device itself used is the one it has shown it can decrypt. */
+function responseCipher(requestCipher: ContentCipher): ContentCipher {
+  return requestCipher;
+}
+
+async function certRep(ra: ProfileRa, rep: CertRep): Promise<PkiOperationReply> {
+  return { kind: 'certrep', body: await encodeCertRep(rep, { certificate: ra.raCertificate, signer: ra.signer }) };
+}
+
+const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');

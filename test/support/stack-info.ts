@@ -1,0 +1,14 @@
+/** What the global setup brings up once per test run, handed to every test file. */
+export interface StackInfo {
+  temporalAddress: string;
+  databaseUrl: string;
+  /** Environment that points a process at the test token and config (SOFTHSM_DIR, PKI_CONFIG, ...). */
+  env: Record<string, string>;
+  workDir: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    stack: StackInfo;
+  }
+}

@@ -1,0 +1,43 @@
+import { parseArgs } from 'node:util';
+import { loadPkiConfig } from '../config/load.js';
+import { runtimeSettings } from '../config/runtime.js';
+import { connectTemporal, openMigratedDatabase, openToken } from '../runtime/services.js';
+import { createWorkers, QUEUES, type QueueName } from './workers.js';
+
+/**
+ * `npm run worker -- --queues pki,pki-hsm`: one process per host role. Temporal's runtime stops the
+ * workers on SIGINT/SIGTERM (after the grace time); then the resources close.
+ */
+const { values } = parseArgs({ options: { queues: { type: 'string', default: QUEUES.join(',') } } });
+const queues = values.queues.split(',').map((q) => q.trim()) as QueueName[];
+const unknown = queues.filter((q) => !QUEUES.includes(q));
+if (unknown.length > 0) {
+  console.error(`unknown queue(s) ${unknown.join(', ')}; known: ${QUEUES.join(', ')}`);
+  process.exit(2);
+}
+
+const settings = runtimeSettings();
+const config = loadPkiConfig();
+const token = await openToken(settings);
+const needsPki = queues.includes('pki');
+const db = needsPki ? await openMigratedDatabase(settings) : undefined;
+const client = needsPki ? await connectTemporal(settings) : undefined;
+const { workers, connection } = await createWorkers({
+  queues,
+  temporalAddress: settings.temporalAddress,
+  namespace: settings.temporalNamespace,
+  config,
+  token,
+  db: db?.db,
+  client,
+});
+console.log(`[worker] polling ${queues.join(', ')} on ${settings.temporalAddress}`);
+try {
+  await Promise.all(workers.map((w) => w.run()));
+} finally {
+  await connection.close();
+  await client?.connection.close();
+  await db?.close();
+  await token.close();
+  console.log('[worker] stopped');
+}

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { ActivityDeps } from '../activities/index.js';
+import { createEnrollmentActivities, createHsmActivities } from '../activities/index.js';
+import type { PkiConfig } from '../config/profile-types.js';
+import { PROJECT_ROOT } from '../config/load.js';
+import type { HsmToken } from '../hsm/token.js';
+import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
+
+export type QueueName = typeof TASK_QUEUE | typeof HSM_TASK_QUEUE;
+export const QUEUES: readonly QueueName[] = [TASK_QUEUE, HSM_TASK_QUEUE];
+
+/** Built by `npm run build`; production workers load it instead of bundling at start. */
+export const WORKFLOW_BUNDLE = join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
+
+export interface WorkerOptions {
+  queues: readonly QueueName[];
+  temporalAddress: string;
+  namespace: string;
+  config: PkiConfig;
+  token: HsmToken;
+  /** Needed by the `pki` queue only. */
+  db?: ActivityDeps['db'];
+  client?: Client;
+  useBundle?: boolean;
+}
+
+/**
+ * The workers for the requested queues. `pki` runs the workflows and the MDM/storage/hand-off
+ * activities; `pki-hsm` runs only the activities that need a CA key, so only HSM hosts poll it.
+ */
+export async function createWorkers(opts: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const common = {
+    connection,
+    namespace: opts.namespace,
+    // In-flight activities get time to finish on SIGTERM; Temporal retries what does not.
+    shutdownGraceTime: '20 seconds',
+  } as const;
+  const workers: Worker[] = [];
+  if (opts.queues.includes(TASK_QUEUE)) {
+    if (!opts.db || !opts.client) throw new Error('the pki queue needs a database and a Temporal client');
+    const sealer = await opts.token.sealer('field-encryption');
+    const useBundle = opts.useBundle ?? existsSync(WORKFLOW_BUNDLE);
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: TASK_QUEUE,
+        ...(useBundle
+          ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
+          : { workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)) }),
+        activities: createEnrollmentActivities({ config: opts.config, db: opts.db, temporal: opts.client, sealer }),
+        maxCachedWorkflows: 1000,
+        // Non-determinism is left to block the task (Temporal's default) rather than fail it: a device's
+        // months-long lifecycle must survive a bad deploy and resume once a fixed worker is out.
+      }),
+    );
+  }
+  if (opts.queues.includes(HSM_TASK_QUEUE)) {
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: HSM_TASK_QUEUE,
+        activities: createHsmActivities({ config: opts.config, token: opts.token }),
+      }),
+    );
+  }
+  return { workers, connection };
+}
