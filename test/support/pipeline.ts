@@ -1,4 +1,6 @@
-import type { Client } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import Long from 'long';
+import type { Client, Connection } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
 import { EnrollmentGateway } from '../../api/enrollment-gateway.js';
@@ -10,6 +12,7 @@ import { runtimeSettings } from '../../config/runtime.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
 import type { HsmToken } from '../../hsm/token.js';
 import { connectTemporal, openToken } from '../../runtime/services.js';
+import { ensureSearchAttributes } from '../../scripts/temporal-dev-server.js';
 import { createWorkers, QUEUES, type QueueName } from '../../worker/workers.js';
 
 export interface Pipeline {
@@ -33,13 +36,20 @@ export interface Pipeline {
 export async function startPipeline(opts: { queues?: QueueName[]; enrollmentWaitMs?: number } = {}): Promise<Pipeline> {
   const stack = inject('stack');
   Object.assign(process.env, stack.env);
-  const settings = { ...runtimeSettings(), temporalAddress: stack.temporalAddress, databaseUrl: stack.databaseUrl };
+  const settings = {
+    ...runtimeSettings(),
+    temporalAddress: stack.temporalAddress,
+    databaseUrl: stack.databaseUrl,
+    // Test files run in parallel: each gets its own namespace, so no worker serves another file's tasks.
+    temporalNamespace: `test-${randomUUID().slice(0, 8)}`,
+  };
   const config = loadPkiConfig();
   if (opts.enrollmentWaitMs !== undefined) for (const p of config.profiles) p.enrollmentWaitMs = opts.enrollmentWaitMs;
 
   const token = await openToken(settings);
   const db = await openDatabase({ url: settings.databaseUrl, pgliteDir: '', maxConnections: 4 });
   const client = await connectTemporal(settings);
+  await registerNamespace(client, settings.temporalNamespace);
   const running = new Map<QueueName, { worker: Worker; done: Promise<void> }>();
 
   const startQueue = async (queue: QueueName) => {
@@ -89,4 +99,23 @@ export async function startPipeline(opts: { queues?: QueueName[]; enrollmentWait
       await token.close();
     },
   };
+}
+
+async function registerNamespace(client: Client, namespace: string): Promise<void> {
+  await client.connection.workflowService.registerNamespace({
+    namespace,
+    workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(24 * 3600) },
+  });
+  // A new namespace takes a moment to be served everywhere in the server.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await ensureSearchAttributes(client.connection as Connection, namespace, () => {});
+      await client.workflow.count();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
