@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../activities/index.js';
 import { createEnrollmentActivities, createHsmActivities } from '../activities/index.js';
 import type { PkiConfig } from '../config/profile-types.js';
@@ -33,6 +33,7 @@ export interface WorkerOptions {
  * activities; `pki-hsm` runs only the activities that need a CA key, so only HSM hosts poll it.
  */
 export async function createWorkers(opts: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+  installWorkerLogging();
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const common = {
     connection,
@@ -69,4 +70,14 @@ export async function createWorkers(opts: WorkerOptions): Promise<{ workers: Wor
     );
   }
   return { workers, connection };
+}
+
+let loggingInstalled = false;
+
+/** TEMPORAL_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR; default INFO). Installed once per process. */
+function installWorkerLogging(): void {
+  if (loggingInstalled) return;
+  loggingInstalled = true;
+  const level = (process.env.TEMPORAL_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
+  Runtime.install({ logger: new DefaultLogger(level) });
 }

@@ -21,6 +21,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     PKI_DATA_DIR: workDir,
     SOFTHSM_DIR: join(workDir, 'softhsm'),
     HSM_TOKEN_LABEL: 'device-pki-test',
+    TEMPORAL_LOG_LEVEL: process.env.TEMPORAL_LOG_LEVEL ?? 'WARN',
   };
   Object.assign(process.env, env);
 

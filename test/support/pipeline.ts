@@ -1,19 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import Long from 'long';
 import type { Client, Connection } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import Long from 'long';
 import { inject } from 'vitest';
-import { EnrollmentGateway } from '../../api/enrollment-gateway.js';
-import { loadRegistrationAuthorities, type ProfileRa } from '../../api/ra.js';
-import { type RunningServer, startApiServer } from '../../api/server.js';
+import type { ProfileRa } from '../../api/ra.js';
 import { loadPkiConfig } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import { runtimeSettings } from '../../config/runtime.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
 import type { HsmToken } from '../../hsm/token.js';
+import { startInProcess } from '../../runtime/in-process.js';
 import { connectTemporal, openToken } from '../../runtime/services.js';
 import { ensureSearchAttributes } from '../../scripts/temporal-dev-server.js';
-import { createWorkers, QUEUES, type QueueName } from '../../worker/workers.js';
+import type { QueueName } from '../../worker/workers.js';
 
 export interface Pipeline {
   url: string;
@@ -42,6 +40,7 @@ export async function startPipeline(opts: { queues?: QueueName[]; enrollmentWait
     databaseUrl: stack.databaseUrl,
     // Test files run in parallel: each gets its own namespace, so no worker serves another file's tasks.
     temporalNamespace: `test-${randomUUID().slice(0, 8)}`,
+    api: { host: '127.0.0.1', port: 0 },
   };
   const config = loadPkiConfig();
   if (opts.enrollmentWaitMs !== undefined) for (const p of config.profiles) p.enrollmentWaitMs = opts.enrollmentWaitMs;
@@ -50,50 +49,27 @@ export async function startPipeline(opts: { queues?: QueueName[]; enrollmentWait
   const db = await openDatabase({ url: settings.databaseUrl, pgliteDir: '', maxConnections: 4 });
   const client = await connectTemporal(settings);
   await registerNamespace(client, settings.temporalNamespace);
-  const running = new Map<QueueName, { worker: Worker; done: Promise<void> }>();
-
-  const startQueue = async (queue: QueueName) => {
-    if (running.has(queue)) return;
-    const { workers } = await createWorkers({
-      queues: [queue],
-      temporalAddress: settings.temporalAddress,
-      namespace: settings.temporalNamespace,
-      config,
-      token,
-      db: db.db,
-      client,
-      useBundle: false,
-    });
-    const worker = workers[0]!;
-    running.set(queue, { worker, done: worker.run() });
-  };
-  const stopQueue = async (queue: QueueName) => {
-    const entry = running.get(queue);
-    if (!entry) return;
-    running.delete(queue);
-    entry.worker.shutdown();
-    await entry.done;
-  };
-  for (const queue of opts.queues ?? QUEUES) await startQueue(queue);
-
-  const ras = await loadRegistrationAuthorities(token, config);
-  const api: RunningServer = await startApiServer(
-    { config, ras, gateway: new EnrollmentGateway(client), maxBodyBytes: 64 * 1024 },
-    { host: '127.0.0.1', port: 0 },
-  );
+  const pipeline = await startInProcess({
+    settings,
+    config,
+    token,
+    database: db,
+    client,
+    queues: opts.queues,
+    useBundle: false,
+  });
 
   return {
-    url: api.url,
+    url: pipeline.api.url,
     config,
     client,
     db,
     token,
-    ras,
-    startQueue,
-    stopQueue,
+    ras: pipeline.ras,
+    startQueue: pipeline.startQueue,
+    stopQueue: pipeline.stopQueue,
     async stop() {
-      await api.close();
-      for (const queue of [...running.keys()]) await stopQueue(queue);
+      await pipeline.stop();
       await client.connection.close();
       await db.close();
       await token.close();

@@ -1,0 +1,94 @@
+import type { Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { EnrollmentGateway } from '../api/enrollment-gateway.js';
+import { loadRegistrationAuthorities, type ProfileRa } from '../api/ra.js';
+import { type RunningServer, startApiServer } from '../api/server.js';
+import type { PkiConfig } from '../config/profile-types.js';
+import type { RuntimeSettings } from '../config/runtime.js';
+import type { DatabaseHandle } from '../db/client.js';
+import type { HsmToken } from '../hsm/token.js';
+import { createWorkers, QUEUES, type QueueName } from '../worker/workers.js';
+
+/** Largest PKIOperation body accepted; a PKCSReq is a few KiB. */
+export const MAX_SCEP_BODY_BYTES = 64 * 1024;
+
+export interface InProcessPipeline {
+  api: RunningServer;
+  ras: Map<string, ProfileRa>;
+  /** Starts the worker of a queue (no-op if it runs). */
+  startQueue(queue: QueueName): Promise<void>;
+  /** Stops the worker of a queue after its in-flight work (no-op if it does not run). */
+  stopQueue(queue: QueueName): Promise<void>;
+  /** Resolves or rejects when a worker stops by itself (not through stopQueue). */
+  failed: Promise<never>;
+  stop(): Promise<void>;
+}
+
+/**
+ * API and workers in one process, sharing one HSM login, database pool and Temporal client: how
+ * `npm run dev`, the benchmark and the tests run the product. Production runs them as separate
+ * processes (api/main.ts, worker/main.ts).
+ */
+export async function startInProcess(opts: {
+  settings: RuntimeSettings;
+  config: PkiConfig;
+  token: HsmToken;
+  database: DatabaseHandle;
+  client: Client;
+  queues?: readonly QueueName[];
+  useBundle?: boolean;
+}): Promise<InProcessPipeline> {
+  const running = new Map<QueueName, { worker: Worker; done: Promise<void> }>();
+  let reportFailure: (err: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    reportFailure = reject;
+  });
+  failed.catch(() => {});
+
+  const startQueue = async (queue: QueueName) => {
+    if (running.has(queue)) return;
+    const { workers } = await createWorkers({
+      queues: [queue],
+      temporalAddress: opts.settings.temporalAddress,
+      namespace: opts.settings.temporalNamespace,
+      config: opts.config,
+      token: opts.token,
+      db: opts.database.db,
+      client: opts.client,
+      useBundle: opts.useBundle,
+    });
+    const worker = workers[0]!;
+    const done = worker.run().then(
+      () => {
+        if (running.get(queue)?.worker === worker) reportFailure(new Error(`worker for ${queue} stopped`));
+      },
+      (err) => reportFailure(err),
+    );
+    running.set(queue, { worker, done });
+  };
+  const stopQueue = async (queue: QueueName) => {
+    const entry = running.get(queue);
+    if (!entry) return;
+    running.delete(queue);
+    if (entry.worker.getState() === 'RUNNING') entry.worker.shutdown();
+    await entry.done;
+  };
+
+  for (const queue of opts.queues ?? QUEUES) await startQueue(queue);
+  const ras = await loadRegistrationAuthorities(opts.token, opts.config);
+  const api = await startApiServer(
+    { config: opts.config, ras, gateway: new EnrollmentGateway(opts.client), maxBodyBytes: MAX_SCEP_BODY_BYTES },
+    opts.settings.api,
+  );
+  return {
+    api,
+    ras,
+    startQueue,
+    stopQueue,
+    failed,
+    async stop() {
+      await api.close();
+      for (const queue of [...running.keys()]) await stopQueue(queue);
+    },
+  };
+}
