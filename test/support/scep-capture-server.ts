@@ -29,7 +29,8 @@ const { values: args } = parseArgs({
     'ra-key': { type: 'string' },
   },
 });
-if (!args.out || !args.prefix || !args['ca-ra-p7']) throw new Error('--out, --prefix and --ca-ra-p7 are required');
+if (!args.out || !args.prefix || !args['ca-ra-p7'])
+  throw new Error('--out, --prefix and --ca-ra-p7 are required');
 const outDir = args.out;
 const prefix = args.prefix;
 const caRaP7 = readFileSync(args['ca-ra-p7']);
@@ -50,9 +51,13 @@ const raSigner: Signer | undefined = raKeyPath
 const raDecrypter: KeyTransportDecrypter | undefined = raKeyPath
   ? {
       async decrypt(encryptedKey: Uint8Array) {
-        return execFileSync('openssl', ['pkeyutl', '-decrypt', '-inkey', raKeyPath, '-pkeyopt', 'rsa_padding_mode:pkcs1'], {
-          input: encryptedKey,
-        });
+        return execFileSync(
+          'openssl',
+          ['pkeyutl', '-decrypt', '-inkey', raKeyPath, '-pkeyopt', 'rsa_padding_mode:pkcs1'],
+          {
+            input: encryptedKey,
+          },
+        );
       },
     }
   : undefined;

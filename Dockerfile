@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# One image for api, worker and the one-shot jobs (migrate, softhsm-init); docker-compose.yml picks the command.
+
+# ---- build: full dev dependencies, tsc to dist/, prebuilt workflow bundle -------------------------------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# Toolchain for native modules without a prebuilt binary for this platform (pkcs11js under graphene-pk11).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+# `npm run build` = tsc -p tsconfig.json (to dist/) + worker/build-bundle.ts (prebuilt workflow bundle).
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+# Compiled code resolves PROJECT_ROOT (config/load.ts) to dist/, so it looks for config/, db/migrations and
+# the workflow bundle under dist/. Put them there as well; harmless once PROJECT_ROOT is made build-aware.
+RUN mkdir -p dist/config dist/db dist/dist \
+ && cp config/pki.json dist/config/ \
+ && cp -r db/migrations dist/db/migrations \
+ && cp dist/workflow-bundle.js dist/dist/workflow-bundle.js
+
+# ---- runtime ------------------------------------------------------------------------------------------------
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends softhsm2 openssl ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/*
+# NODE_OPTIONS: single-DES / RC2 SCEP clients (old MDM agents, certmonger defaults) need OpenSSL's legacy provider.
+# API_HOST: listen on all interfaces inside the container (the app's default is 127.0.0.1).
+ENV NODE_ENV=production \
+    NODE_OPTIONS=--openssl-legacy-provider \
+    API_HOST=0.0.0.0 \
+    API_PORT=8080 \
+    PKI_DATA_DIR=/var/lib/device-pki \
+    SOFTHSM_DIR=/var/lib/softhsm \
+    SOFTHSM2_CONF=/var/lib/softhsm/softhsm2.conf \
+    SOFTHSM2_LIB=/usr/lib/softhsm/libsofthsm2.so
+WORKDIR /app
+COPY --from=build --chown=root:root /app/package.json /app/package-lock.json ./
+COPY --from=build --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist ./dist
+COPY --from=build --chown=root:root /app/config ./config
+COPY --from=build --chown=root:root /app/db/migrations ./db/migrations
+# Writable state lives in volumes owned by the unprivileged `node` user (uid 1000, from the base image);
+# a fresh named volume inherits this ownership on first mount.
+RUN mkdir -p /var/lib/softhsm/tokens /var/lib/device-pki \
+ && chown -R node:node /var/lib/softhsm /var/lib/device-pki
+VOLUME ["/var/lib/softhsm"]
+USER node
+EXPOSE 8080
+# tini: PID 1 that forwards SIGTERM, so workers drain in-flight activities (shutdownGraceTime) on `docker stop`.
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/api/main.js"]
