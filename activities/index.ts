@@ -31,7 +31,8 @@ export function createEnrollmentActivities(deps: ActivityDeps): EnrollmentActivi
     handOffToLifecycle: (input) =>
       handOffToLifecycle(deps.temporal, {
         ...input,
-        renewalFraction: (findProfile(deps.config, input.profile) ?? unknownProfile(input.profile)).renewalFraction,
+        renewalFraction: (findProfile(deps.config, input.profile) ?? unknownProfile(input.profile))
+          .renewalFraction,
       }),
   };
 }

@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
 import {
+  certificateIssuedSignal,
   type DeviceCertificate,
   DeviceIdKey,
   deviceWorkflowId,
-  certificateIssuedSignal,
   PkiProfileKey,
   PkiStatusKey,
   TASK_QUEUE,

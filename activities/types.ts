@@ -41,7 +41,11 @@ export interface RecordEnrollmentInput {
 export interface EnrollmentActivities {
   verifyWithMdm(input: { profile: string; transactionId: string; csr: string }): Promise<MdmVerdict>;
   recordEnrollment(input: RecordEnrollmentInput): Promise<void>;
-  handOffToLifecycle(input: { profile: string; deviceId: string; certificate: DeviceCertificate }): Promise<void>;
+  handOffToLifecycle(input: {
+    profile: string;
+    deviceId: string;
+    certificate: DeviceCertificate;
+  }): Promise<void>;
 }
 
 /** Run on the `pki-hsm` queue: only hosts holding the CA keys execute them. */

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { scepRoutes, type ScepDeps } from './scep/routes.js';
+import { type ScepDeps, scepRoutes } from './scep/routes.js';
 
 export type AppDeps = ScepDeps;
 

@@ -75,10 +75,13 @@ export class EnrollmentGateway {
 
   /** CertPoll/GetCertInitial: a cheap look, no waiting (the device polls again). */
   async poll(profile: string, transactionId: string, signerKeySha256: string): Promise<GatewayAnswer> {
-    const handle = this.client.workflow.getHandle<typeof enrollment>(enrollmentWorkflowId(profile, transactionId));
+    const handle = this.client.workflow.getHandle<typeof enrollment>(
+      enrollmentWorkflowId(profile, transactionId),
+    );
     try {
       const description = await handle.describe();
-      if (description.status.name !== 'RUNNING') return this.answerFromClosed(handle.workflowId, undefined, signerKeySha256);
+      if (description.status.name !== 'RUNNING')
+        return this.answerFromClosed(handle.workflowId, undefined, signerKeySha256);
       const state = await handle.query(enrollmentStateQuery);
       if (state.fingerprint.signerKeySha256 !== signerKeySha256)
         return { kind: 'mismatch', message: `transaction ${transactionId} belongs to another signer key` };
@@ -100,7 +103,14 @@ export class EnrollmentGateway {
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return { kind: 'unknown-transaction' };
       // Terminated or failed by an operator or a bug: the transaction is over without a certificate.
-      return { kind: 'outcome', outcome: { status: 'FAILURE', failInfo: 'badRequest', reason: 'enrollment ended without a certificate' } };
+      return {
+        kind: 'outcome',
+        outcome: {
+          status: 'FAILURE',
+          failInfo: 'badRequest',
+          reason: 'enrollment ended without a certificate',
+        },
+      };
     }
     if (
       (fingerprint && fingerprint.csrSha256 !== result.fingerprint.csrSha256) ||
@@ -112,12 +122,15 @@ export class EnrollmentGateway {
   }
 }
 
-const updateIdFor = (f: RequestFingerprint) => `awaitOutcome/${f.csrSha256.slice(0, 32)}/${f.signerKeySha256.slice(0, 32)}`;
+const updateIdFor = (f: RequestFingerprint) =>
+  `awaitOutcome/${f.csrSha256.slice(0, 32)}/${f.signerKeySha256.slice(0, 32)}`;
 
 function transactionMismatch(err: unknown): string | undefined {
   if (!(err instanceof WorkflowUpdateFailedError)) return undefined;
   const cause = err.cause;
-  return cause instanceof ApplicationFailure && cause.type === 'TransactionMismatch' ? cause.message : undefined;
+  return cause instanceof ApplicationFailure && cause.type === 'TransactionMismatch'
+    ? cause.message
+    : undefined;
 }
 
 function isUpdateOnClosedWorkflow(err: unknown): boolean {

@@ -11,7 +11,12 @@ const config = loadPkiConfig();
 const token = await openToken(settings);
 const client = await connectTemporal(settings);
 const server = await startApiServer(
-  { config, ras: await loadRegistrationAuthorities(token, config), gateway: new EnrollmentGateway(client), maxBodyBytes: 64 * 1024 },
+  {
+    config,
+    ras: await loadRegistrationAuthorities(token, config),
+    gateway: new EnrollmentGateway(client),
+    maxBodyBytes: 64 * 1024,
+  },
   settings.api,
 );
 console.log(`[api] SCEP on ${server.url}/scep`);

@@ -15,7 +15,10 @@ export interface ProfileRa {
   decrypter: KeyTransportDecrypter;
 }
 
-export async function loadRegistrationAuthorities(token: HsmToken, config: PkiConfig): Promise<Map<string, ProfileRa>> {
+export async function loadRegistrationAuthorities(
+  token: HsmToken,
+  config: PkiConfig,
+): Promise<Map<string, ProfileRa>> {
   const signer = await token.signer(config.ra.keyLabel);
   const decrypter = await token.decrypter(config.ra.keyLabel);
   const entries = await Promise.all(

@@ -64,14 +64,17 @@ function validate(raw: unknown, file: string): PkiConfig {
     );
   };
   const strings = (v: unknown, path: string): string[] =>
-    Array.isArray(v) && v.every((s) => typeof s === 'string') ? (v as string[]) : fail(path, 'must be strings');
+    Array.isArray(v) && v.every((s) => typeof s === 'string')
+      ? (v as string[])
+      : fail(path, 'must be strings');
 
   const top = obj(raw, '(root)');
   const root = obj(top.rootCa, 'rootCa');
   const ra = obj(top.ra, 'ra');
   const raAlg = keyAlg(ra.keyAlgorithm, 'ra.keyAlgorithm');
   if (!raAlg.startsWith('rsa-')) fail('ra.keyAlgorithm', 'must be RSA: SCEP key transport is RSA');
-  if (!Array.isArray(top.profiles) || top.profiles.length === 0) fail('profiles', 'must list at least one profile');
+  if (!Array.isArray(top.profiles) || top.profiles.length === 0)
+    fail('profiles', 'must list at least one profile');
   const seen = new Set<string>();
   const profiles = (top.profiles as unknown[]).map((p, i): Profile => {
     const at = `profiles[${i}]`;

@@ -38,7 +38,11 @@ export async function openDatabase(opts: {
   const { drizzle } = await import('drizzle-orm/pglite');
   mkdirSync(opts.pgliteDir, { recursive: true });
   const client = new PGlite(opts.pgliteDir);
-  return { db: drizzle(client, { schema }) as unknown as Database, kind: 'pglite', close: () => client.close() };
+  return {
+    db: drizzle(client, { schema }) as unknown as Database,
+    kind: 'pglite',
+    close: () => client.close(),
+  };
 }
 
 /** Applies the committed migrations (idempotent; drizzle records what ran). */

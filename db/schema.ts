@@ -97,5 +97,8 @@ export const auditEvents = pgTable(
     subject: text('subject').notNull(),
     details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
   },
-  (t) => [index('audit_events_subject_idx').on(t.subject), index('audit_events_device_idx').on(t.profile, t.deviceId)],
+  (t) => [
+    index('audit_events_subject_idx').on(t.subject),
+    index('audit_events_device_idx').on(t.profile, t.deviceId),
+  ],
 );

@@ -77,7 +77,12 @@ export async function startInProcess(opts: {
   for (const queue of opts.queues ?? QUEUES) await startQueue(queue);
   const ras = await loadRegistrationAuthorities(opts.token, opts.config);
   const api = await startApiServer(
-    { config: opts.config, ras, gateway: new EnrollmentGateway(opts.client), maxBodyBytes: MAX_SCEP_BODY_BYTES },
+    {
+      config: opts.config,
+      ras,
+      gateway: new EnrollmentGateway(opts.client),
+      maxBodyBytes: MAX_SCEP_BODY_BYTES,
+    },
     opts.settings.api,
   );
   return {

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
-import { migrateDatabase, openDatabase, type DatabaseHandle } from '../db/client.js';
-import type { RuntimeSettings } from '../config/runtime.js';
 import type { PkiConfig } from '../config/profile-types.js';
+import type { RuntimeSettings } from '../config/runtime.js';
+import { type DatabaseHandle, migrateDatabase, openDatabase } from '../db/client.js';
 import { ensurePkiHierarchy } from '../hsm/provision.js';
 import { ensureSoftHsmToken } from '../hsm/softhsm.js';
 import { HsmToken } from '../hsm/token.js';

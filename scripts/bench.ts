@@ -1,9 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { loadPkiConfig, PROJECT_ROOT } from '../config/load.js';
 import { runtimeSettings } from '../config/runtime.js';
 import { startInProcess } from '../runtime/in-process.js';
@@ -46,10 +45,22 @@ try {
     await run('mkdir', ['-p', dir]);
     await run('openssl', ['genrsa', '-traditional', '-out', join(dir, 'key.pem'), '2048']);
     const started = performance.now();
-    await run('scepclient', [
-      '-server-url', url, '-challenge', challenge, '-private-key', join(dir, 'key.pem'),
-      '-certificate', join(dir, 'cert.pem'), '-cn', `bench-${i}`,
-    ], { cwd: dir });
+    await run(
+      'scepclient',
+      [
+        '-server-url',
+        url,
+        '-challenge',
+        challenge,
+        '-private-key',
+        join(dir, 'key.pem'),
+        '-certificate',
+        join(dir, 'cert.pem'),
+        '-cn',
+        `bench-${i}`,
+      ],
+      { cwd: dir },
+    );
     // The first enrollment warms caches (workflow bundle load, HSM key handles): not counted.
     if (i > 0) times.push(performance.now() - started);
   }

@@ -18,7 +18,9 @@ settings.temporalAddress = temporal.address;
 const token = await openProvisionedToken(settings, config);
 log(`HSM token "${settings.hsm.tokenLabel}" ready (${settings.hsm.library ?? settings.hsm.softhsmDir})`);
 const database = await openMigratedDatabase(settings);
-log(`database ready (${database.kind === 'postgres' ? 'Postgres from DATABASE_URL' : `PGlite in ${settings.pgliteDir}`})`);
+log(
+  `database ready (${database.kind === 'postgres' ? 'Postgres from DATABASE_URL' : `PGlite in ${settings.pgliteDir}`})`,
+);
 const client = await connectTemporal(settings);
 const pipeline = await startInProcess({ settings, config, token, database, client });
 

@@ -5,8 +5,8 @@ import type { Client } from '@temporalio/client';
 import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../activities/index.js';
 import { createEnrollmentActivities, createHsmActivities } from '../activities/index.js';
-import type { PkiConfig } from '../config/profile-types.js';
 import { PROJECT_ROOT } from '../config/load.js';
+import type { PkiConfig } from '../config/profile-types.js';
 import type { HsmToken } from '../hsm/token.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 
@@ -32,7 +32,9 @@ export interface WorkerOptions {
  * The workers for the requested queues. `pki` runs the workflows and the MDM/storage/hand-off
  * activities; `pki-hsm` runs only the activities that need a CA key, so only HSM hosts poll it.
  */
-export async function createWorkers(opts: WorkerOptions): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+export async function createWorkers(
+  opts: WorkerOptions,
+): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   installWorkerLogging();
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const common = {
@@ -53,7 +55,12 @@ export async function createWorkers(opts: WorkerOptions): Promise<{ workers: Wor
         ...(useBundle
           ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
           : { workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)) }),
-        activities: createEnrollmentActivities({ config: opts.config, db: opts.db, temporal: opts.client, sealer }),
+        activities: createEnrollmentActivities({
+          config: opts.config,
+          db: opts.db,
+          temporal: opts.client,
+          sealer,
+        }),
         maxCachedWorkflows: 1000,
         // Non-determinism is left to block the task (Temporal's default) rather than fail it: a device's
         // months-long lifecycle must survive a bad deploy and resume once a fixed worker is out.

@@ -9,11 +9,17 @@ export function checkCsrPolicy(csr: CsrSummary, policy: EnrollmentPolicy): Polic
   switch (key.algorithm) {
     case 'rsa':
       if (key.bits < policy.minRsaBits)
-        return { ok: false, reason: `RSA key of ${key.bits} bits is below the profile minimum of ${policy.minRsaBits}` };
+        return {
+          ok: false,
+          reason: `RSA key of ${key.bits} bits is below the profile minimum of ${policy.minRsaBits}`,
+        };
       return { ok: true };
     case 'ec':
       if (!policy.allowedCurves.includes(key.curve))
-        return { ok: false, reason: `EC curve ${key.curve} is not allowed (allowed: ${policy.allowedCurves.join(', ')})` };
+        return {
+          ok: false,
+          reason: `EC curve ${key.curve} is not allowed (allowed: ${policy.allowedCurves.join(', ')})`,
+        };
       return { ok: true };
     case 'other':
       return { ok: false, reason: `public key algorithm ${key.oid} is not supported` };

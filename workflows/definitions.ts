@@ -2,8 +2,9 @@
  * The names operators and the API see (DESIGN.md "Names operators see"), and the data that crosses
  * the workflow boundary. Plain JSON only: it is stored in Temporal's history.
  */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const TASK_QUEUE = 'pki';
 /** Only hosts with the CA keys poll this queue. */
@@ -29,14 +30,18 @@ export type PkiStatus =
 
 export type FailInfoName = 'badAlg' | 'badMessageCheck' | 'badRequest' | 'badTime' | 'badCertId';
 
-export const enrollmentWorkflowId = (profile: string, transactionId: string) => `enroll/${profile}/${transactionId}`;
+export const enrollmentWorkflowId = (profile: string, transactionId: string) =>
+  `enroll/${profile}/${transactionId}`;
 export const deviceWorkflowId = (profile: string, deviceId: string) => `device/${profile}/${deviceId}`;
 
 /** What the API read from the CSR: enough for policy, without the challenge password. */
 export interface CsrSummary {
   subject: string;
   commonName: string | undefined;
-  publicKey: { algorithm: 'rsa'; bits: number } | { algorithm: 'ec'; curve: string } | { algorithm: 'other'; oid: string };
+  publicKey:
+    | { algorithm: 'rsa'; bits: number }
+    | { algorithm: 'ec'; curve: string }
+    | { algorithm: 'other'; oid: string };
   subjectAltNames: { dns: string[]; email: string[]; uri: string[]; ip: string[] };
 }
 

@@ -26,7 +26,11 @@ const SEEN_SERIALS_KEPT = 20;
  * A newer certificate (a renewal) starts the story again through continue-as-new.
  */
 export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void> {
-  const state: DeviceLifecycleState = input.carried ?? { status: 'Pending', current: undefined, seenSerials: [] };
+  const state: DeviceLifecycleState = input.carried ?? {
+    status: 'Pending',
+    current: undefined,
+    seenSerials: [],
+  };
   const arrivals: DeviceCertificate[] = [];
 
   setHandler(deviceStateQuery, () => state);

@@ -1,6 +1,6 @@
 import {
-  allHandlersFinished,
   ApplicationFailure,
+  allHandlersFinished,
   condition,
   proxyActivities,
   setHandler,
@@ -47,7 +47,9 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
   const state: EnrollmentState = {
     status: 'Pending',
     fingerprint: input.fingerprint,
-    deviceId: input.deviceId, outcome: undefined };
+    deviceId: input.deviceId,
+    outcome: undefined,
+  };
 
   setHandler(enrollmentStateQuery, () => state);
   setHandler(
@@ -104,7 +106,11 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     audit('enrollment.received', { messageType: input.messageType, subject: input.csrSummary.subject });
 
     setStatus('Verifying');
-    const verdict = await verifyWithMdm({ profile: input.profile, transactionId: input.transactionId, csr: input.csr });
+    const verdict = await verifyWithMdm({
+      profile: input.profile,
+      transactionId: input.transactionId,
+      csr: input.csr,
+    });
     if (verdict.verdict === 'rejected') {
       audit('mdm.rejected', { reason: verdict.reason });
       return store({ status: 'FAILURE', failInfo: 'badRequest', reason: verdict.reason });

@@ -4,7 +4,11 @@ import type { CertificateIssuer } from './issuer.js';
 import { localHsmIssuer } from './local-hsm.js';
 
 /** One adapter per CA product, chosen by the profile. */
-export function certificateIssuerFor(token: HsmToken, config: PkiConfig, profile: Profile): CertificateIssuer {
+export function certificateIssuerFor(
+  token: HsmToken,
+  config: PkiConfig,
+  profile: Profile,
+): CertificateIssuer {
   switch (profile.ca.type) {
     case 'local-hsm':
       return localHsmIssuer(token, config, profile);

@@ -1,5 +1,5 @@
-import type { IssueCertificateInput } from '../types.js';
 import type { IssuedCertificate } from '../../workflows/definitions.js';
+import type { IssueCertificateInput } from '../types.js';
 
 /**
  * Turns an approved CSR into a certificate. Must be idempotent per enrollment: a retried call

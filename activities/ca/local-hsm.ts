@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
-import type { HsmToken } from '../../hsm/token.js';
 import { loadProfileChain } from '../../hsm/provision.js';
+import type { HsmToken } from '../../hsm/token.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
 import { type CsrPublicKey, parseCsr } from '../../pki/x509/csr.js';
 import type { IssuedCertificate } from '../../workflows/definitions.js';

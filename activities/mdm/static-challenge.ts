@@ -11,7 +11,8 @@ export function staticChallengeVerifier(expected: string): MdmVerifier {
       const parsed = await parseCsr(csr);
       if (!parsed.ok) return { verdict: 'rejected', reason: `CSR unreadable: ${parsed.message}` };
       const presented = parsed.csr.challengePassword;
-      if (presented === undefined) return { verdict: 'rejected', reason: 'CSR carries no challenge password' };
+      if (presented === undefined)
+        return { verdict: 'rejected', reason: 'CSR carries no challenge password' };
       // Compare digests: equal length, constant time, whatever the presented length.
       if (!timingSafeEqual(sha256(presented), expectedDigest))
         return { verdict: 'rejected', reason: 'challenge password does not match' };

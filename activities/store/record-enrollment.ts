@@ -10,7 +10,11 @@ import type { RecordEnrollmentInput } from '../types.js';
  * Writes an enrollment's outcome, its certificate, the device's state and the audit trail in one
  * transaction. A retry after a lost reply finds the enrollment row and writes nothing twice.
  */
-export async function recordEnrollment(db: Database, sealer: Sealer, input: RecordEnrollmentInput): Promise<void> {
+export async function recordEnrollment(
+  db: Database,
+  sealer: Sealer,
+  input: RecordEnrollmentInput,
+): Promise<void> {
   const { request, outcome } = input;
   const csr = Buffer.from(request.csr, 'base64');
   // The AAD binds the sealed CSR to its row: it cannot be moved to another enrollment unnoticed.
@@ -76,10 +80,7 @@ export async function recordEnrollment(db: Database, sealer: Sealer, input: Reco
           target: [devices.profile, devices.deviceId],
           set: { status: 'enrollment_failed', updatedAt: new Date(input.completedAt) },
           // A device that still holds a valid certificate stays active despite a failed attempt.
-          setWhere: or(
-            isNull(devices.certificateNotAfter),
-            lt(devices.certificateNotAfter, sql`now()`),
-          ),
+          setWhere: or(isNull(devices.certificateNotAfter), lt(devices.certificateNotAfter, sql`now()`)),
         });
     }
 
@@ -108,7 +109,11 @@ export async function recordEnrollment(db: Database, sealer: Sealer, input: Reco
 }
 
 /** For operators and tests: the sealed CSR of an enrollment, opened in the HSM. */
-export async function openEnrollmentCsr(db: Database, sealer: Sealer, enrollmentId: string): Promise<Uint8Array> {
+export async function openEnrollmentCsr(
+  db: Database,
+  sealer: Sealer,
+  enrollmentId: string,
+): Promise<Uint8Array> {
   const [row] = await db
     .select({ sealed: enrollments.csrSealed })
     .from(enrollments)

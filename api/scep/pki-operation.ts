@@ -10,7 +10,9 @@ import type { EnrollmentGateway, GatewayAnswer } from '../enrollment-gateway.js'
 import type { ProfileRa } from '../ra.js';
 
 /** The answer to one PKIOperation: a signed CertRep, or an HTTP error when nothing could be trusted. */
-export type PkiOperationReply = { kind: 'certrep'; body: Uint8Array } | { kind: 'http-error'; status: 400; message: string };
+export type PkiOperationReply =
+  | { kind: 'certrep'; body: Uint8Array }
+  | { kind: 'http-error'; status: 400; message: string };
 
 /** transactionIDs become workflow ids: bounded and printable. */
 const TRANSACTION_ID = /^[\x21-\x7e]{1,128}$/;
@@ -133,7 +135,12 @@ function responseCipher(requestCipher: ContentCipher): ContentCipher {
 }
 
 async function certRep(ra: ProfileRa, rep: CertRep): Promise<PkiOperationReply> {
-  return { kind: 'certrep', body: await encodeCertRep(rep, { certificate: ra.raCertificate, signer: ra.signer }) };
+  const signer = {
+    certificate: ra.raCertificate,
+    chain: [ra.issuingCertificate, ra.rootCertificate],
+    signer: ra.signer,
+  };
+  return { kind: 'certrep', body: await encodeCertRep(rep, signer) };
 }
 
 const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');

@@ -5,7 +5,7 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents, certificates, devices, enrollments } from '../../db/schema.js';
 import { certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
-import { startPipeline, type Pipeline } from '../support/pipeline.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
 
@@ -34,17 +34,36 @@ describe('a device enrolls with micromdm scepclient', () => {
     expect(chain).toHaveLength(3);
     writeFileSync(join(work, 'chain.pem'), chain.join('\n'));
     writeFileSync(join(work, 'laptop-001.pem'), run.certificatePem!);
-    const verify = await openssl(['verify', '-CAfile', join(work, 'chain.pem'), join(work, 'laptop-001.pem')]);
+    const verify = await openssl([
+      'verify',
+      '-CAfile',
+      join(work, 'chain.pem'),
+      join(work, 'laptop-001.pem'),
+    ]);
     expect(verify.output).toContain('laptop-001.pem: OK');
-    const text = await openssl(['x509', '-in', join(work, 'laptop-001.pem'), '-noout', '-subject', '-ext', 'extendedKeyUsage']);
+    const text = await openssl([
+      'x509',
+      '-in',
+      join(work, 'laptop-001.pem'),
+      '-noout',
+      '-subject',
+      '-ext',
+      'extendedKeyUsage',
+    ]);
     expect(text.output).toContain('CN = laptop-001');
     expect(text.output).toContain('TLS Web Client Authentication');
 
     const serial = await serialOf(run.certificatePem!, work);
-    const [row] = await pipeline.db.db.select().from(certificates).where(eq(certificates.deviceId, 'laptop-001'));
+    const [row] = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'laptop-001'));
     expect(row?.serialHex.toLowerCase()).toBe(serial);
     expect(row?.status).toBe('valid');
-    const [enrollment] = await pipeline.db.db.select().from(enrollments).where(eq(enrollments.deviceId, 'laptop-001'));
+    const [enrollment] = await pipeline.db.db
+      .select()
+      .from(enrollments)
+      .where(eq(enrollments.deviceId, 'laptop-001'));
     expect(enrollment?.status).toBe('issued');
     // The CSR is at rest only sealed: its challenge password must not appear in the row.
     expect(Buffer.from(enrollment!.csrSealed).includes(Buffer.from(challenge))).toBe(false);
@@ -82,14 +101,24 @@ describe('a device enrolls with micromdm scepclient', () => {
   });
 
   it('refuses a wrong challenge with FAILURE badRequest, issues nothing and audits the refusal', async () => {
-    const run = await scepclientEnroll({ url: `${pipeline.url}/scep`, challenge: 'not-the-challenge', cn: 'laptop-bad' });
+    const run = await scepclientEnroll({
+      url: `${pipeline.url}/scep`,
+      challenge: 'not-the-challenge',
+      cn: 'laptop-bad',
+    });
     expect(run.code).not.toBe(0);
     expect(run.output).toMatch(/badRequest|FAILURE|failInfo/i);
     expect(run.certificatePem).toBeUndefined();
 
-    const issued = await pipeline.db.db.select().from(certificates).where(eq(certificates.deviceId, 'laptop-bad'));
+    const issued = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'laptop-bad'));
     expect(issued).toHaveLength(0);
-    const [enrollment] = await pipeline.db.db.select().from(enrollments).where(eq(enrollments.deviceId, 'laptop-bad'));
+    const [enrollment] = await pipeline.db.db
+      .select()
+      .from(enrollments)
+      .where(eq(enrollments.deviceId, 'laptop-bad'));
     expect(enrollment).toMatchObject({ status: 'failed', failInfo: 'badRequest' });
     expect(enrollment?.failureReason).toContain('challenge');
     const trail = await pipeline.db.db
@@ -97,6 +126,10 @@ describe('a device enrolls with micromdm scepclient', () => {
       .from(auditEvents)
       .where(eq(auditEvents.subject, enrollment!.id));
     expect(trail.map((e) => e.action)).toContain('enrollment.failed');
-    await waitForWorkflows(pipeline.client, `WorkflowType="enrollment" AND DeviceId="laptop-bad" AND PkiStatus="Failed"`, 1);
+    await waitForWorkflows(
+      pipeline.client,
+      `WorkflowType="enrollment" AND DeviceId="laptop-bad" AND PkiStatus="Failed"`,
+      1,
+    );
   });
 });

@@ -1,7 +1,11 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificates } from '../../db/schema.js';
-import { startPipeline, type Pipeline } from '../support/pipeline.js';
+import { certmongerEnroll, scepSubmitPoll } from '../support/certmonger.js';
+import { certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -31,7 +35,12 @@ describe('a slow step', () => {
         'WorkflowType="enrollment" AND DeviceId="laptop-slow" AND PkiStatus="Issuing"',
         1,
       );
-      // The HSM host comes back while the device waits (scepclient retries after 30 s).
+      // The HSM host comes back once the device holds its PENDING (scepclient asks again after 30 s).
+      await expect
+        .poll(() => proxy.exchanges.filter((e) => e.path.includes('PKIOperation')).length, {
+          timeout: 10_000,
+        })
+        .toBe(1);
       await pipeline.startQueue('pki-hsm');
       const run = await enrolling;
       expect(run.code, run.output).toBe(0);
@@ -40,16 +49,93 @@ describe('a slow step', () => {
 
       const operations = proxy.exchanges.filter((e) => e.path.includes('PKIOperation'));
       expect(operations).toHaveLength(2);
-      expect(Buffer.from(operations[1]!.requestBody).equals(Buffer.from(operations[0]!.requestBody))).toBe(true);
+      expect(Buffer.from(operations[1]!.requestBody).equals(Buffer.from(operations[0]!.requestBody))).toBe(
+        true,
+      );
       await waitForWorkflows(
         pipeline.client,
         `WorkflowId="${waiting!.workflowId}" AND PkiStatus="Issued"`,
         1,
       );
-      const issued = await pipeline.db.db.select().from(certificates).where(eq(certificates.deviceId, 'laptop-slow'));
+      const issued = await pipeline.db.db
+        .select()
+        .from(certificates)
+        .where(eq(certificates.deviceId, 'laptop-slow'));
       expect(issued).toHaveLength(1);
     } finally {
       await proxy.close();
     }
+  }, 150_000);
+});
+
+describe('certmonger polling with GetCertInitial', () => {
+  it('gets PENDING for its PKCSReq, then its CertPoll returns the certificate', async () => {
+    await pipeline.stopQueue('pki-hsm');
+    const scep = `${pipeline.url}/scep`;
+    const enrolled = await certmongerEnroll({
+      url: scep,
+      cn: 'server-slow',
+      challenge: 'test-challenge',
+      untilPending: true,
+    });
+    expect(enrolled.state, enrolled.log).toBe('PENDING');
+    expect(enrolled.getCertInitialPem, enrolled.log).toContain('BEGIN');
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="enrollment" AND DeviceId="server-slow" AND PkiStatus="Issuing"',
+      1,
+    );
+
+    // Still no HSM host: the poll is answered PENDING (scep-submit exits non-zero without a certificate).
+    const ra = pipeline.ras.get('devices')!;
+    const pem = (der: Uint8Array) =>
+      `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
+        .toString('base64')
+        .replace(/(.{64})(?!$)/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+    const poll = () =>
+      scepSubmitPoll({
+        url: scep,
+        raPem: pem(ra.raCertificate),
+        caPem: pem(ra.rootCertificate),
+        otherPem: pem(ra.issuingCertificate),
+        getCertInitialPem: enrolled.getCertInitialPem!,
+        dir: enrolled.dir,
+      });
+    const early = await poll();
+    expect(early.code).not.toBe(0);
+    expect(early.output).not.toContain('BEGIN CERTIFICATE');
+
+    await pipeline.startQueue('pki-hsm');
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="enrollment" AND DeviceId="server-slow" AND PkiStatus="Issued"',
+      1,
+    );
+    const late = await poll();
+    expect(late.code, late.output).toBe(0);
+    // scep-submit checked the RA signature and hands back the envelope; the daemon opens it with the key.
+    const envelope = late.output.match(/-----BEGIN PKCS7-----[\s\S]+?-----END PKCS7-----/)?.[0];
+    expect(envelope, late.output).toBeDefined();
+    writeFileSync(join(enrolled.dir, 'envelope.pem'), envelope!);
+    const opened = await openssl([
+      'cms',
+      '-decrypt',
+      '-inform',
+      'PEM',
+      '-in',
+      join(enrolled.dir, 'envelope.pem'),
+      '-inkey',
+      enrolled.getCertInitialKeyFile,
+      '-out',
+      join(enrolled.dir, 'certs.p7'),
+    ]);
+    expect(opened.code, opened.output).toBe(0);
+    const [certificate] = await certsFromPkcs7(readFileSync(join(enrolled.dir, 'certs.p7')), enrolled.dir);
+    const issued = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'server-slow'));
+    expect(issued).toHaveLength(1);
+    expect(await serialOf(certificate!, enrolled.dir)).toBe(issued[0]!.serialHex.toLowerCase());
   }, 150_000);
 });

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificates } from '../../db/schema.js';
 import { openCertRep } from '../support/certrep.js';
 import { certsFromPkcs7, serialOf } from '../support/openssl.js';
-import { startPipeline, type Pipeline } from '../support/pipeline.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { type RecordedExchange, startRecordingProxy } from '../support/recording-proxy.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 
@@ -23,8 +23,10 @@ afterAll(async () => {
   await pipeline?.stop();
 });
 
-const pkiOperations = (exchanges: RecordedExchange[]) => exchanges.filter((e) => e.path.includes('PKIOperation'));
-const enrollmentCount = () => pipeline.client.workflow.count('WorkflowType="enrollment"').then((c) => c.count);
+const pkiOperations = (exchanges: RecordedExchange[]) =>
+  exchanges.filter((e) => e.path.includes('PKIOperation'));
+const enrollmentCount = () =>
+  pipeline.client.workflow.count('WorkflowType="enrollment"').then((c) => c.count);
 
 describe('the same PKCSReq sent twice', () => {
   it('answers the same certificate and stores a single row', async () => {
@@ -48,7 +50,10 @@ describe('the same PKCSReq sent twice', () => {
         work,
       );
       expect(await serialOf(delivered[0]!, work)).toBe(await serialOf(run.certificatePem!, work));
-      const rows = await pipeline.db.db.select().from(certificates).where(eq(certificates.deviceId, 'laptop-replay'));
+      const rows = await pipeline.db.db
+        .select()
+        .from(certificates)
+        .where(eq(certificates.deviceId, 'laptop-replay'));
       expect(rows).toHaveLength(1);
     } finally {
       await proxy.close();
@@ -66,58 +71,63 @@ describe('bad input', () => {
     expect(good.code, good.output).toBe(0);
     const valid = pkiOperations(proxy.exchanges)[0]!.requestBody;
 
-    const cases: Array<{ name: string; request: () => Promise<Response>; status: number; message: RegExp }> = [
-      {
-        name: 'random bytes',
-        request: () => fetch(`${scep}?operation=PKIOperation`, { method: 'POST', body: randomBytes(512) }),
-        status: 400,
-        message: /./,
-      },
-      {
-        name: 'empty body',
-        request: () => fetch(`${scep}?operation=PKIOperation`, { method: 'POST', body: new Uint8Array() }),
-        status: 400,
-        message: /empty/,
-      },
-      {
-        name: 'truncated DER of a real request',
-        request: () =>
-          fetch(`${scep}?operation=PKIOperation`, { method: 'POST', body: valid.slice(0, valid.length / 2) }),
-        status: 400,
-        message: /./,
-      },
-      {
-        name: 'oversized body',
-        request: () => postEarlyAnswered(`${scep}?operation=PKIOperation`, new Uint8Array(256 * 1024).fill(0x30)),
-        status: 413,
-        message: /exceeds/,
-      },
-      {
-        name: 'invalid base64 in GET',
-        request: () => fetch(`${scep}?operation=PKIOperation&message=%%%25not*base64`),
-        status: 400,
-        message: /base64/,
-      },
-      {
-        name: 'GET without message',
-        request: () => fetch(`${scep}?operation=PKIOperation`),
-        status: 400,
-        message: /missing message/,
-      },
-      {
-        name: 'unknown operation',
-        request: () => fetch(`${scep}?operation=DropTables`),
-        status: 400,
-        message: /unsupported SCEP operation/,
-      },
-      { name: 'no operation', request: () => fetch(scep), status: 400, message: /missing operation/ },
-      {
-        name: 'unknown profile',
-        request: () => fetch(`${scep}/no-such-profile?operation=GetCACaps`),
-        status: 404,
-        message: /unknown SCEP profile/,
-      },
-    ];
+    const cases: Array<{ name: string; request: () => Promise<Response>; status: number; message: RegExp }> =
+      [
+        {
+          name: 'random bytes',
+          request: () => fetch(`${scep}?operation=PKIOperation`, { method: 'POST', body: randomBytes(512) }),
+          status: 400,
+          message: /./,
+        },
+        {
+          name: 'empty body',
+          request: () => fetch(`${scep}?operation=PKIOperation`, { method: 'POST', body: new Uint8Array() }),
+          status: 400,
+          message: /empty/,
+        },
+        {
+          name: 'truncated DER of a real request',
+          request: () =>
+            fetch(`${scep}?operation=PKIOperation`, {
+              method: 'POST',
+              body: valid.slice(0, valid.length / 2),
+            }),
+          status: 400,
+          message: /./,
+        },
+        {
+          name: 'oversized body',
+          request: () =>
+            postEarlyAnswered(`${scep}?operation=PKIOperation`, new Uint8Array(256 * 1024).fill(0x30)),
+          status: 413,
+          message: /exceeds/,
+        },
+        {
+          name: 'invalid base64 in GET',
+          request: () => fetch(`${scep}?operation=PKIOperation&message=%%%25not*base64`),
+          status: 400,
+          message: /base64/,
+        },
+        {
+          name: 'GET without message',
+          request: () => fetch(`${scep}?operation=PKIOperation`),
+          status: 400,
+          message: /missing message/,
+        },
+        {
+          name: 'unknown operation',
+          request: () => fetch(`${scep}?operation=DropTables`),
+          status: 400,
+          message: /unsupported SCEP operation/,
+        },
+        { name: 'no operation', request: () => fetch(scep), status: 400, message: /missing operation/ },
+        {
+          name: 'unknown profile',
+          request: () => fetch(`${scep}/no-such-profile?operation=GetCACaps`),
+          status: 404,
+          message: /unknown SCEP profile/,
+        },
+      ];
     for (const c of cases) {
       const response = await c.request();
       expect(response.status, c.name).toBe(c.status);

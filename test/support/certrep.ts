@@ -22,11 +22,35 @@ export async function openCertRep(
   writeFileSync(files.rep, body);
   writeFileSync(files.key, device.keyPem);
   writeFileSync(files.cert, device.certificatePem);
-  const verified = await openssl(['cms', '-verify', '-noverify', '-inform', 'DER', '-in', files.rep, '-out', files.envelope]);
+  const verified = await openssl([
+    'cms',
+    '-verify',
+    '-noverify',
+    '-inform',
+    'DER',
+    '-in',
+    files.rep,
+    '-out',
+    files.envelope,
+  ]);
   if (verified.code !== 0) throw new Error(`CertRep signature rejected by openssl: ${verified.output}`);
   const decrypted = await openssl([
-    'cms', '-decrypt', '-provider', 'legacy', '-provider', 'default', '-inform', 'DER', '-in', files.envelope,
-    '-inkey', files.key, '-recip', files.cert, '-out', files.inner,
+    'cms',
+    '-decrypt',
+    '-provider',
+    'legacy',
+    '-provider',
+    'default',
+    '-inform',
+    'DER',
+    '-in',
+    files.envelope,
+    '-inkey',
+    files.key,
+    '-recip',
+    files.cert,
+    '-out',
+    files.inner,
   ]);
   if (decrypted.code !== 0) throw new Error(`CertRep envelope not decryptable: ${decrypted.output}`);
   const { readFileSync } = await import('node:fs');

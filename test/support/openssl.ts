@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { exec } from './scep-clients.js';
 
 /** OpenSSL as the independent judge of what the product issues and signs. */
-export async function openssl(args: string[], opts: { cwd?: string } = {}): Promise<{ code: number; output: string }> {
+export async function openssl(
+  args: string[],
+  opts: { cwd?: string } = {},
+): Promise<{ code: number; output: string }> {
   return exec('openssl', args, opts);
 }
 

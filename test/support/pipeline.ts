@@ -31,7 +31,9 @@ export interface Pipeline {
  * The product in this test process: API on a free port and workers, against the run's Temporal,
  * Postgres and SoftHSM token. One per test file (the HSM login is per process).
  */
-export async function startPipeline(opts: { queues?: QueueName[]; enrollmentWaitMs?: number } = {}): Promise<Pipeline> {
+export async function startPipeline(
+  opts: { queues?: QueueName[]; enrollmentWaitMs?: number } = {},
+): Promise<Pipeline> {
   const stack = inject('stack');
   Object.assign(process.env, stack.env);
   const settings = {
@@ -43,7 +45,8 @@ export async function startPipeline(opts: { queues?: QueueName[]; enrollmentWait
     api: { host: '127.0.0.1', port: 0 },
   };
   const config = loadPkiConfig();
-  if (opts.enrollmentWaitMs !== undefined) for (const p of config.profiles) p.enrollmentWaitMs = opts.enrollmentWaitMs;
+  if (opts.enrollmentWaitMs !== undefined)
+    for (const p of config.profiles) p.enrollmentWaitMs = opts.enrollmentWaitMs;
 
   const token = await openToken(settings);
   const db = await openDatabase({ url: settings.databaseUrl, pgliteDir: '', maxConnections: 4 });

@@ -26,8 +26,16 @@ export async function startRecordingProxy(target: string): Promise<{
       body: req.method === 'POST' ? requestBody : undefined,
     });
     const responseBody = new Uint8Array(await response.arrayBuffer());
-    exchanges.push({ method: req.method ?? 'GET', path: req.url ?? '/', requestBody, status: response.status, responseBody });
-    res.writeHead(response.status, { 'content-type': response.headers.get('content-type') ?? 'application/octet-stream' });
+    exchanges.push({
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      requestBody,
+      status: response.status,
+      responseBody,
+    });
+    res.writeHead(response.status, {
+      'content-type': response.headers.get('content-type') ?? 'application/octet-stream',
+    });
     res.end(responseBody);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

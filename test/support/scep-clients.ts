@@ -49,6 +49,9 @@ export async function exec(
     return { code: 0, output: stdout + stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, output: `${e.stdout ?? ''}${e.stderr ?? ''}${e.message}` };
+    return {
+      code: typeof e.code === 'number' ? e.code : -1,
+      output: `${e.stdout ?? ''}${e.stderr ?? ''}${e.message}`,
+    };
   }
 }
