@@ -14,12 +14,6 @@ COPY . .
 # `npm run build` = tsc -p tsconfig.json (to dist/) + worker/build-bundle.ts (prebuilt workflow bundle).
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
-# Compiled code resolves PROJECT_ROOT (config/load.ts) to dist/, so it looks for config/, db/migrations and
-# the workflow bundle under dist/. Put them there as well; harmless once PROJECT_ROOT is made build-aware.
-RUN mkdir -p dist/config dist/db dist/dist \
- && cp config/pki.json dist/config/ \
- && cp -r db/migrations dist/db/migrations \
- && cp dist/workflow-bundle.js dist/dist/workflow-bundle.js
 
 # ---- runtime ------------------------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
