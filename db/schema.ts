@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   customType,
   index,
@@ -72,7 +73,10 @@ export const certificates = pgTable(
     der: bytea('der').notNull(),
     status: text('status').notNull().default('valid'),
     revokedAt: at('revoked_at'),
+    /** RFC 5280 CRLReason name: keyCompromise, superseded, cessationOfOperation, ... */
     revocationReason: text('revocation_reason'),
+    /** What the MDM needs to hear about this certificate later (e.g. Intune's revocation request context). */
+    mdmContext: jsonb('mdm_context').$type<Record<string, unknown>>(),
     issuedAt: at('issued_at').notNull().defaultNow(),
   },
   (t) => [
@@ -102,3 +106,31 @@ export const auditEvents = pgTable(
     index('audit_events_device_idx').on(t.profile, t.deviceId),
   ],
 );
+
+/**
+ * NDES-style one-time challenges: an operator (or the Jamf webhook) creates one, a device uses it once.
+ * Only a SHA-256 of the challenge is kept.
+ */
+export const oneTimeChallenges = pgTable(
+  'one_time_challenges',
+  {
+    challengeSha256: text('challenge_sha256').primaryKey(),
+    profile: text('profile').notNull(),
+    /** Who or what it was made for (operator name, Jamf payload identifier, device serial...). */
+    issuedTo: text('issued_to'),
+    createdAt: at('created_at').notNull().defaultNow(),
+    expiresAt: at('expires_at').notNull(),
+    usedAt: at('used_at'),
+    usedByTransaction: text('used_by_transaction'),
+  },
+  (t) => [index('one_time_challenges_profile_idx').on(t.profile, t.expiresAt)],
+);
+
+/** The latest CRL of each issuing CA; crl_number only grows (RFC 5280 5.2.3). */
+export const crls = pgTable('crls', {
+  issuingCa: text('issuing_ca').primaryKey(),
+  crlNumber: bigint('crl_number', { mode: 'number' }).notNull(),
+  thisUpdate: at('this_update').notNull(),
+  nextUpdate: at('next_update').notNull(),
+  der: bytea('der').notNull(),
+});
