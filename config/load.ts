@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { KeyAlgorithm } from '../pki/keys.js';
-import type { PkiConfig, Profile } from './profile-types.js';
+import { type PkiConfig, type Profile, pkiConfigSchema } from './profile-types.js';
 
 /** The folder holding package.json: the same from sources (config/) and from the build (dist/config/). */
 export const PROJECT_ROOT = findProjectRoot(dirname(fileURLToPath(import.meta.url)));
@@ -17,13 +16,9 @@ function findProjectRoot(from: string): string {
 /** Thrown at start-up so a bad profiles file stops the process with a message naming the field. */
 export class ConfigError extends Error {}
 
-const KEY_ALGORITHMS: readonly KeyAlgorithm[] = ['rsa-2048', 'rsa-3072', 'rsa-4096', 'ec-p256', 'ec-p384'];
-const PROFILE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
 /**
- * Loads the PKI configuration: `PKI_CONFIG` (a path) or config/pki.json, then environment overrides
- * for secrets, so a profiles file can be committed without them:
- * `PKI_PROFILE_<NAME>_CHALLENGE` replaces a static challenge (NAME upper-cased, '-' as '_').
+ * Loads the PKI configuration: `PKI_CONFIG` (a path) or config/pki.json, checked against the schema,
+ * then `PKI_PROFILE_<NAME>_CHALLENGE` (NAME upper-cased, '-' as '_') replaces a static challenge.
  */
 export function loadPkiConfig(env: NodeJS.ProcessEnv = process.env): PkiConfig {
   const file = env.PKI_CONFIG ? resolve(env.PKI_CONFIG) : join(PROJECT_ROOT, 'config', 'pki.json');
@@ -33,7 +28,12 @@ export function loadPkiConfig(env: NodeJS.ProcessEnv = process.env): PkiConfig {
   } catch (err) {
     throw new ConfigError(`cannot read PKI config ${file}: ${(err as Error).message}`);
   }
-  const config = validate(raw, file);
+  const parsed = pkiConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`${file}:\n  ${problems.join('\n  ')}`);
+  }
+  const config = parsed.data;
   for (const profile of config.profiles) {
     const secret = env[`PKI_PROFILE_${profile.name.toUpperCase().replaceAll('-', '_')}_CHALLENGE`];
     if (secret && profile.mdm.type === 'static-challenge') profile.mdm.challenge = secret;
@@ -45,89 +45,9 @@ export function findProfile(config: PkiConfig, name: string): Profile | undefine
   return config.profiles.find((p) => p.name === name);
 }
 
-function validate(raw: unknown, file: string): PkiConfig {
-  const fail = (path: string, why: string): never => {
-    throw new ConfigError(`${file}: ${path} ${why}`);
-  };
-  const obj = (v: unknown, path: string): Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : fail(path, 'must be an object');
-  const str = (v: unknown, path: string): string =>
-    typeof v === 'string' && v.length > 0 ? v : fail(path, 'must be a non-empty string');
-  const num = (v: unknown, path: string, min: number, max: number): number =>
-    typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max
-      ? v
-      : fail(path, `must be a number in [${min}, ${max}]`);
-  const keyAlg = (v: unknown, path: string): KeyAlgorithm =>
-    KEY_ALGORITHMS.includes(v as KeyAlgorithm)
-      ? (v as KeyAlgorithm)
-      : fail(path, `must be one of ${KEY_ALGORITHMS.join(', ')}`);
-  const rdns = (v: unknown, path: string): Array<[string, string]> => {
-    if (!Array.isArray(v) || v.length === 0) fail(path, 'must be a non-empty list of [type, value]');
-    return (v as unknown[]).map((pair, i) =>
-      Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string'
-        ? ([pair[0], pair[1]] as [string, string])
-        : fail(`${path}[${i}]`, 'must be [type, value]'),
-    );
-  };
-  const strings = (v: unknown, path: string): string[] =>
-    Array.isArray(v) && v.every((s) => typeof s === 'string')
-      ? (v as string[])
-      : fail(path, 'must be strings');
-
-  const top = obj(raw, '(root)');
-  const root = obj(top.rootCa, 'rootCa');
-  const ra = obj(top.ra, 'ra');
-  const raAlg = keyAlg(ra.keyAlgorithm, 'ra.keyAlgorithm');
-  if (!raAlg.startsWith('rsa-')) fail('ra.keyAlgorithm', 'must be RSA: SCEP key transport is RSA');
-  if (!Array.isArray(top.profiles) || top.profiles.length === 0)
-    fail('profiles', 'must list at least one profile');
-  const seen = new Set<string>();
-  const profiles = (top.profiles as unknown[]).map((p, i): Profile => {
-    const at = `profiles[${i}]`;
-    const o = obj(p, at);
-    const name = str(o.name, `${at}.name`);
-    if (!PROFILE_NAME.test(name)) fail(`${at}.name`, 'must be lower-case letters, digits and dashes');
-    if (seen.has(name)) fail(`${at}.name`, `duplicates profile ${name}`);
-    seen.add(name);
-    const mdm = obj(o.mdm, `${at}.mdm`);
-    if (mdm.type !== 'static-challenge') fail(`${at}.mdm.type`, 'must be static-challenge');
-    const ca = obj(o.ca, `${at}.ca`);
-    if (ca.type !== 'local-hsm') fail(`${at}.ca.type`, 'must be local-hsm');
-    const t = obj(o.template, `${at}.template`);
-    return {
-      name,
-      mdm: { type: 'static-challenge', challenge: str(mdm.challenge, `${at}.mdm.challenge`) },
-      ca: {
-        type: 'local-hsm',
-        keyLabel: str(ca.keyLabel, `${at}.ca.keyLabel`),
-        keyAlgorithm: keyAlg(ca.keyAlgorithm, `${at}.ca.keyAlgorithm`),
-        subject: rdns(ca.subject, `${at}.ca.subject`),
-      },
-      template: {
-        validitySeconds: num(t.validitySeconds, `${at}.template.validitySeconds`, 60, 3 * 365 * 86400),
-        keyUsages: strings(t.keyUsages, `${at}.template.keyUsages`) as Profile['template']['keyUsages'],
-        extendedKeyUsages: strings(t.extendedKeyUsages, `${at}.template.extendedKeyUsages`),
-        minRsaBits: num(t.minRsaBits, `${at}.template.minRsaBits`, 1024, 16384),
-        allowedCurves: strings(t.allowedCurves, `${at}.template.allowedCurves`) as Array<'P-256' | 'P-384'>,
-      },
-      enrollmentWaitMs: num(o.enrollmentWaitMs, `${at}.enrollmentWaitMs`, 0, 120_000),
-      renewalFraction: num(o.renewalFraction, `${at}.renewalFraction`, 0.1, 0.95),
-    };
-  });
-  return {
-    rootCa: {
-      keyLabel: str(root.keyLabel, 'rootCa.keyLabel'),
-      keyAlgorithm: keyAlg(root.keyAlgorithm, 'rootCa.keyAlgorithm'),
-      subject: rdns(root.subject, 'rootCa.subject'),
-      validityDays: num(root.validityDays, 'rootCa.validityDays', 1, 30 * 365),
-    },
-    ra: {
-      keyLabel: str(ra.keyLabel, 'ra.keyLabel'),
-      keyAlgorithm: raAlg as 'rsa-2048' | 'rsa-3072',
-      subject: rdns(ra.subject, 'ra.subject'),
-    },
-    profiles,
-  };
+/** A secret named in the config: read from the environment, clearly refused when absent. */
+export function secretFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (!value) throw new ConfigError(`environment variable ${name} (named in the PKI config) is not set`);
+  return value;
 }

@@ -4,7 +4,7 @@
  * the config gets its CA on the next start and nothing existing is ever replaced.
  */
 import { randomBytes } from 'node:crypto';
-import type { PkiConfig, Profile } from '../config/profile-types.js';
+import type { LocalCaConfig, PkiConfig, Profile } from '../config/profile-types.js';
 import type { HashName, KeyAlgorithm, Signer } from '../pki/keys.js';
 import { buildCertificate, type CertificateParams, certificateInfo } from '../pki/x509/certificate.js';
 import { encodeName } from '../pki/x509/name.js';
@@ -56,10 +56,19 @@ async function provision(token: HsmToken, config: PkiConfig, now: Date): Promise
 
   const raSpki = await ensureKeyPair(token, config.ra.keyLabel, config.ra.keyAlgorithm);
   for (const profile of config.profiles) {
-    const issuingCert = await ensureIssuingCa(token, profile, root.keyLabel, rootCert, notBefore);
+    // A profile whose CA is upstream (e.g. Atlas) has no key here: its RA certificate comes from our root.
+    const ca = profile.ca;
+    const raIssuer =
+      ca.type === 'local-hsm'
+        ? {
+            keyLabel: ca.keyLabel,
+            cert: await ensureIssuingCa(token, ca, root.keyLabel, rootCert, notBefore),
+          }
+        : { keyLabel: root.keyLabel, cert: rootCert };
+    const issuingCert = raIssuer.cert;
     const raLabel = raCertificateLabel(config, profile.name);
     await ensureCertificate(token, raLabel, raSpki, () =>
-      issue(token, profile.ca.keyLabel, issuingCert, {
+      issue(token, raIssuer.keyLabel, issuingCert, {
         subject: encodeName([...config.ra.subject, ['OU', profile.name]]),
         subjectPublicKeyInfo: raSpki,
         notBefore,
@@ -86,7 +95,7 @@ export async function loadProfileChain(
   if (!profile) throw new Error(`no profile named "${profileName}" in the PKI configuration`);
   const labels = {
     ra: raCertificateLabel(config, profileName),
-    issuing: profile.ca.keyLabel,
+    issuing: issuingCertificateLabel(profile),
     root: config.rootCa.keyLabel,
   };
   const [ra, issuing, root] = await Promise.all([
@@ -108,12 +117,12 @@ export async function loadProfileChain(
 
 async function ensureIssuingCa(
   token: HsmToken,
-  profile: Profile,
+  ca: LocalCaConfig,
   rootKeyLabel: string,
   rootCert: Uint8Array,
   notBefore: Date,
 ): Promise<Uint8Array> {
-  const { keyLabel, keyAlgorithm, subject } = profile.ca;
+  const { keyLabel, keyAlgorithm, subject } = ca;
   const spki = await ensureKeyPair(token, keyLabel, keyAlgorithm);
   return ensureCertificate(token, keyLabel, spki, () =>
     issue(token, rootKeyLabel, rootCert, {
@@ -182,4 +191,12 @@ function newSerial(): Uint8Array {
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01;
   return serial;
+}
+
+/**
+ * Where the issuing CA certificate of a profile is kept in the token: under the CA key's label for
+ * our own CA, under `upstream-ca/<profile>` for an upstream CA (stored when its trust chain is fetched).
+ */
+export function issuingCertificateLabel(profile: Profile): string {
+  return profile.ca.type === 'local-hsm' ? profile.ca.keyLabel : `upstream-ca/${profile.name}`;
 }

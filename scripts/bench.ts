@@ -36,7 +36,10 @@ const database = await openMigratedDatabase(settings);
 const client = await connectTemporal(settings);
 const pipeline = await startInProcess({ settings, config, token, database, client });
 const url = `${pipeline.api.url}/scep`;
-const challenge = config.profiles[0]!.mdm.challenge;
+const benchProfile = config.profiles[0]!;
+if (benchProfile.mdm.type !== 'static-challenge')
+  throw new Error('the bench needs a static-challenge profile first');
+const challenge = benchProfile.mdm.challenge;
 
 const times: number[] = [];
 try {

@@ -26,13 +26,14 @@ const pipeline = await startInProcess({ settings, config, token, database, clien
 
 const url = pipeline.api.url;
 const profile = config.profiles[0]!;
+const challenge = profile.mdm.type === 'static-challenge' ? profile.mdm.challenge : '<from your MDM>';
 console.log(`
   SCEP URL        ${url}/scep   (profile "${profile.name}"; also ${url}/cgi-bin/pkiclient.exe)
-  Dev challenge   ${profile.mdm.challenge}
+  Dev challenge   ${challenge}
   Temporal Web UI ${temporal.uiUrl ?? '(external cluster: see its own UI)'}
   Enroll a device:
     openssl genrsa -traditional -out key.pem 2048
-    scepclient -server-url ${url}/scep -challenge ${profile.mdm.challenge} \\
+    scepclient -server-url ${url}/scep -challenge ${challenge} \\
       -private-key key.pem -certificate cert.pem -cn laptop-001
   Ctrl-C stops everything.
 `);

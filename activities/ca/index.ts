@@ -11,6 +11,8 @@ export function certificateIssuerFor(
 ): CertificateIssuer {
   switch (profile.ca.type) {
     case 'local-hsm':
-      return localHsmIssuer(token, config, profile);
+      return localHsmIssuer(token, config, profile, profile.ca);
+    case 'globalsign-atlas':
+      throw new Error(`profile ${profile.name}: the GlobalSign Atlas issuer is not available in this build`);
   }
 }

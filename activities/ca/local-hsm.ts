@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { PkiConfig, Profile } from '../../config/profile-types.js';
+import type { LocalCaConfig, PkiConfig, Profile } from '../../config/profile-types.js';
 import { loadProfileChain } from '../../hsm/provision.js';
 import type { HsmToken } from '../../hsm/token.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
@@ -12,9 +12,14 @@ import type { CertificateIssuer } from './issuer.js';
  * Idempotent by construction: serial and validity come from the workflow, so a retry signs the same
  * TBSCertificate again.
  */
-export function localHsmIssuer(token: HsmToken, config: PkiConfig, profile: Profile): CertificateIssuer {
+export function localHsmIssuer(
+  token: HsmToken,
+  config: PkiConfig,
+  profile: Profile,
+  ca: LocalCaConfig,
+): CertificateIssuer {
   const issuingCertificate = loadProfileChain(token, config, profile.name).then((chain) => chain.issuing);
-  const signer = token.signer(profile.ca.keyLabel);
+  const signer = token.signer(ca.keyLabel);
   // Keep a rejected lookup from surfacing as an unhandled rejection before the first issue().
   issuingCertificate.catch(() => {});
   signer.catch(() => {});
@@ -46,7 +51,7 @@ export function localHsmIssuer(token: HsmToken, config: PkiConfig, profile: Prof
       return {
         certificate: Buffer.from(der).toString('base64'),
         serialHex: info.serialHex,
-        issuingCa: profile.ca.keyLabel,
+        issuingCa: ca.keyLabel,
         notBefore: info.notBefore.toISOString(),
         notAfter: info.notAfter.toISOString(),
         sha256Hex: info.sha256Hex,

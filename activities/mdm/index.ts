@@ -7,5 +7,9 @@ export function mdmVerifierFor(profile: Profile): MdmVerifier {
   switch (profile.mdm.type) {
     case 'static-challenge':
       return staticChallengeVerifier(profile.mdm.challenge);
+    default:
+      throw new Error(
+        `profile ${profile.name}: the ${profile.mdm.type} verifier is not available in this build`,
+      );
   }
 }

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PkiConfig, Profile } from '../../config/profile-types.js';
-import { ensurePkiHierarchy, loadProfileChain } from '../../hsm/provision.js';
+import type { LocalCaConfig, PkiConfig, Profile } from '../../config/profile-types.js';
+import { ensurePkiHierarchy, issuingCertificateLabel, loadProfileChain } from '../../hsm/provision.js';
 import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
 import { HsmToken } from '../../hsm/token.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
@@ -16,7 +16,7 @@ import { encodeName, nameToText } from '../../pki/x509/name.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
-function profile(name: string, keyAlgorithm: Profile['ca']['keyAlgorithm']): Profile {
+function profile(name: string, keyAlgorithm: LocalCaConfig['keyAlgorithm']): Profile & { ca: LocalCaConfig } {
   return {
     name,
     mdm: { type: 'static-challenge', challenge: 'secret' },
@@ -35,6 +35,13 @@ function profile(name: string, keyAlgorithm: Profile['ca']['keyAlgorithm']): Pro
       extendedKeyUsages: [CLIENT_AUTH],
       minRsaBits: 2048,
       allowedCurves: ['P-256', 'P-384'],
+    },
+    notifications: { webhooks: [] },
+    escalation: {
+      maxAttempts: 5,
+      initialRetrySeconds: 1,
+      maxRetryIntervalSeconds: 60,
+      deadlineSeconds: 3600,
     },
     enrollmentWaitMs: 10_000,
     renewalFraction: 2 / 3,
@@ -408,7 +415,11 @@ describe('buildCertificate for devices', () => {
       subjectPublicKeyInfo: parsed.csr.subjectPublicKeyInfo,
       notBefore,
       notAfter: new Date(notBefore.getTime() + p.template.validitySeconds * 1000),
-      issuer: { kind: 'ca', certificate: chain.issuing, signer: await token.signer(p.ca.keyLabel) },
+      issuer: {
+        kind: 'ca',
+        certificate: chain.issuing,
+        signer: await token.signer(issuingCertificateLabel(p)),
+      },
       extensions: {
         keyUsages: p.template.keyUsages,
         extendedKeyUsages: p.template.extendedKeyUsages,
