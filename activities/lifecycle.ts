@@ -4,6 +4,7 @@ import {
   type DeviceCertificate,
   DeviceIdKey,
   deviceWorkflowId,
+  type LifecyclePolicy,
   PkiProfileKey,
   PkiStatusKey,
   TASK_QUEUE,
@@ -17,12 +18,12 @@ import type { deviceLifecycle } from '../workflows/device-lifecycle.js';
  */
 export async function handOffToLifecycle(
   client: Client,
-  input: { profile: string; deviceId: string; renewalFraction: number; certificate: DeviceCertificate },
+  input: { profile: string; deviceId: string; policy: LifecyclePolicy; certificate: DeviceCertificate },
 ): Promise<void> {
   await client.workflow.signalWithStart<typeof deviceLifecycle, [DeviceCertificate]>('deviceLifecycle', {
     workflowId: deviceWorkflowId(input.profile, input.deviceId),
     taskQueue: TASK_QUEUE,
-    args: [{ profile: input.profile, deviceId: input.deviceId, renewalFraction: input.renewalFraction }],
+    args: [{ profile: input.profile, deviceId: input.deviceId, policy: input.policy }],
     signal: certificateIssuedSignal,
     signalArgs: [input.certificate],
     typedSearchAttributes: [

@@ -7,9 +7,15 @@ import type {
   EnrollmentInput,
   EnrollmentOutcome,
   IssuedCertificate,
+  PkiStatus,
 } from '../workflows/definitions.js';
 
 export type MdmVerdict = { verdict: 'approved' } | { verdict: 'rejected'; reason: string };
+
+/** Whether the certificate that signed a renewal may renew this device's certificate. */
+export type RenewalSignerVerdict =
+  | { verdict: 'accepted'; serialHex: string }
+  | { verdict: 'refused'; failInfo: 'badRequest' | 'badCertId' | 'badTime'; reason: string };
 
 export interface AuditEntry {
   at: string;
@@ -38,9 +44,66 @@ export interface RecordEnrollmentInput {
   trail: AuditEntry[];
 }
 
+/** Events for integrations and operators, delivered as HMAC-signed JSON webhooks (and e-mail). */
+export interface PkiEvent {
+  type:
+    | 'enrollment.succeeded'
+    | 'enrollment.failed'
+    | 'enrollment.escalated'
+    | 'certificate.renewal_due'
+    | 'certificate.renewal_overdue'
+    | 'certificate.expired'
+    | 'certificate.revoked';
+  /** Unique per event (workflow id + step): receivers de-duplicate on it. */
+  id: string;
+  at: string;
+  profile: string;
+  deviceId: string;
+  /** The workflow the event is about: operators open it in the Web UI. */
+  workflowId: string;
+  data: Record<string, unknown>;
+}
+
 export interface EnrollmentActivities {
   verifyWithMdm(input: { profile: string; transactionId: string; csr: string }): Promise<MdmVerdict>;
+  checkRenewalSigner(input: {
+    profile: string;
+    deviceId: string;
+    /** DER, base64: the certificate that signed the RenewalReq. */
+    signerCertificate: string;
+  }): Promise<RenewalSignerVerdict>;
+  /** Upstream CA (e.g. Atlas): submits once per enrollment, then polls (heartbeating) until issued. */
+  issueUpstream(input: IssueCertificateInput): Promise<IssuedCertificate>;
+  /** Stores the signed certificate (status valid) before anything is told about it; idempotent. */
+  storeIssuedCertificate(input: {
+    enrollmentId: string;
+    profile: string;
+    deviceId: string;
+    issued: IssuedCertificate;
+  }): Promise<void>;
+  /** The enrollment's outcome, its audit trail and the device's state, in one transaction; idempotent. */
   recordEnrollment(input: RecordEnrollmentInput): Promise<void>;
+  /** Tells the MDM before the device gets the certificate; stores what it must remember for revocation. */
+  notifyMdmSuccess(input: {
+    profile: string;
+    transactionId: string;
+    enrollmentId: string;
+    csr: string;
+    issued: IssuedCertificate;
+  }): Promise<void>;
+  notifyMdmFailure(input: {
+    profile: string;
+    transactionId: string;
+    csr: string;
+    reason: string;
+  }): Promise<void>;
+  publishEvent(event: PkiEvent): Promise<void>;
+  recordAudit(input: {
+    profile: string;
+    deviceId: string;
+    subject: string;
+    entries: AuditEntry[];
+  }): Promise<void>;
   handOffToLifecycle(input: {
     profile: string;
     deviceId: string;
@@ -48,7 +111,41 @@ export interface EnrollmentActivities {
   }): Promise<void>;
 }
 
+export interface LifecycleActivities {
+  /** Mirrors the lifecycle's status into the devices table, for reports and the operator API. */
+  recordDeviceStatus(input: {
+    profile: string;
+    deviceId: string;
+    status: PkiStatus;
+    serialHex?: string;
+  }): Promise<void>;
+  publishEvent(event: PkiEvent): Promise<void>;
+}
+
 /** Run on the `pki-hsm` queue: only hosts holding the CA keys execute them. */
 export interface HsmActivities {
   issueCertificate(input: IssueCertificateInput): Promise<IssuedCertificate>;
+  /**
+   * Marks the certificate revoked (idempotent: a second call keeps the first reason and time) and
+   * publishes a new CRL for its CA, signed in the HSM.
+   */
+  revokeCertificate(input: {
+    issuingCa: string;
+    serialHex: string;
+    /** RFC 5280 CRLReason name. */
+    reason: RevocationReason;
+    revokedAt: string;
+    actor: string;
+  }): Promise<{ revokedAt: string; alreadyRevoked: boolean }>;
+  /** Re-signs the CA's CRL (schedule, before nextUpdate). */
+  publishCrl(input: { issuingCa: string }): Promise<{ crlNumber: number; nextUpdate: string }>;
 }
+
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation'
+  | 'certificateHold'
+  | 'privilegeWithdrawn';

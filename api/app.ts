@@ -1,14 +1,26 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import type { Database } from '../db/client.js';
+import type { HsmToken } from '../hsm/token.js';
+import { mdmRoutes } from './mdm-routes.js';
+import { revocationRoutes, revocationService } from './revocation-routes.js';
 import { type ScepDeps, scepRoutes } from './scep/routes.js';
 
-export type AppDeps = ScepDeps;
+export interface AppDeps extends ScepDeps {
+  /** Read by the CRL, OCSP and operator routes; SCEP itself goes through Temporal. */
+  db: Database;
+  /** The HSM, where this process holds it: signs OCSP responses (and a CA's first CRL on demand). */
+  token?: HsmToken;
+}
 
 /** The HTTP surface: SCEP and a health probe. Errors never escape as crashes or stack traces. */
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => c.text('ok'));
-  app.route('/', scepRoutes(deps));
+  const revocation = revocationService(deps);
+  app.route('/', scepRoutes({ ...deps, revocation }));
+  app.route('/', revocationRoutes(revocation));
+  app.route('/', mdmRoutes({ config: deps.config, db: deps.db }));
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();

@@ -1,6 +1,7 @@
 import { loadPkiConfig } from '../config/load.js';
 import { runtimeSettings } from '../config/runtime.js';
-import { connectTemporal, openToken } from '../runtime/services.js';
+import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
+import { connectTemporal, openMigratedDatabase, openToken } from '../runtime/services.js';
 import { EnrollmentGateway } from './enrollment-gateway.js';
 import { loadRegistrationAuthorities } from './ra.js';
 import { startApiServer } from './server.js';
@@ -10,12 +11,15 @@ const settings = runtimeSettings();
 const config = loadPkiConfig();
 const token = await openToken(settings);
 const client = await connectTemporal(settings);
+const database = await openMigratedDatabase(settings);
 const server = await startApiServer(
   {
     config,
     ras: await loadRegistrationAuthorities(token, config),
     gateway: new EnrollmentGateway(client),
-    maxBodyBytes: 64 * 1024,
+    maxBodyBytes: MAX_SCEP_BODY_BYTES,
+    db: database.db,
+    token,
   },
   settings.api,
 );
@@ -25,6 +29,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     await server.close();
     await client.connection.close();
+    await database.close();
     await token.close();
     process.exit(0);
   });

@@ -1,3 +1,4 @@
+import { upstreamRootLabel } from '../activities/ca/atlas.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import { loadProfileChain } from '../hsm/provision.js';
 import type { HsmToken } from '../hsm/token.js';
@@ -7,8 +8,14 @@ import type { KeyTransportDecrypter, Signer } from '../pki/keys.js';
 export interface ProfileRa {
   profile: string;
   raCertificate: Uint8Array;
+  /** The CA that signs this profile's device certificates (ours in the HSM, or the upstream one). */
   issuingCertificate: Uint8Array;
+  /** Our root: it issued the issuing CA, or, for an upstream profile, the RA certificate. */
   rootCertificate: Uint8Array;
+  /** The certificates above the RA certificate, up to our root: sent with every CertRep. */
+  raChain: Uint8Array[];
+  /** GetCACert: the RA certificate first, then every CA certificate a device may need, once each. */
+  caBundle: Uint8Array[];
   /** The RA private key, in the HSM: signs CertReps. */
   signer: Signer;
   /** The same key, in the HSM: opens the devices' envelopes. */
@@ -24,6 +31,9 @@ export async function loadRegistrationAuthorities(
   const entries = await Promise.all(
     config.profiles.map(async (profile): Promise<[string, ProfileRa]> => {
       const chain = await loadProfileChain(token, config, profile.name);
+      const upstreamRoot =
+        profile.ca.type === 'local-hsm' ? undefined : await token.certificate(upstreamRootLabel(profile));
+      const raChain = profile.ca.type === 'local-hsm' ? [chain.issuing, chain.root] : [chain.root];
       return [
         profile.name,
         {
@@ -31,6 +41,8 @@ export async function loadRegistrationAuthorities(
           raCertificate: chain.ra,
           issuingCertificate: chain.issuing,
           rootCertificate: chain.root,
+          raChain,
+          caBundle: unique([chain.ra, ...raChain, chain.issuing, ...(upstreamRoot ? [upstreamRoot] : [])]),
           signer,
           decrypter,
         },
@@ -38,4 +50,14 @@ export async function loadRegistrationAuthorities(
     }),
   );
   return new Map(entries);
+}
+
+function unique(certificates: Uint8Array[]): Uint8Array[] {
+  const seen = new Set<string>();
+  return certificates.filter((der) => {
+    const key = Buffer.from(der).toString('base64');
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

@@ -35,6 +35,8 @@ const certificateTemplate = z.object({
   minRsaBits: z.number().int().min(1024).max(16384),
   /** EC curves accepted in a CSR. */
   allowedCurves: z.array(z.enum(['P-256', 'P-384'])),
+  /** notBefore is set this far in the past: devices with a slow clock must not see "not yet valid". */
+  backdateSeconds: z.number().int().min(0).max(86400).default(300),
 });
 
 /** Who vouches for a request (DESIGN.md: one adapter per MDM product). */
@@ -137,15 +139,18 @@ const escalation = z
       .min(1)
       .max(90 * 86400)
       .default(7 * 86400),
+    /** One attempt of a step may take this long; a worker that died mid-step is noticed after it. */
+    stepTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
   })
   .default({
     maxAttempts: 5,
     initialRetrySeconds: 1,
     maxRetryIntervalSeconds: 60,
     deadlineSeconds: 7 * 86400,
+    stepTimeoutSeconds: 30,
   });
 
-const profile = z.object({
+export const profileSchema = z.object({
   /** Lower-case letters, digits and dashes: it appears in URLs and workflow ids. */
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and dashes'),
   mdm: mdmVerifier,
@@ -155,12 +160,27 @@ const profile = z.object({
   escalation,
   /** How long the API waits for the workflow before answering PENDING. */
   enrollmentWaitMs: z.number().int().min(0).max(120_000),
+  /**
+   * A renewal signed by the device's current, valid certificate skips the MDM check unless this is
+   * set (then the request must also carry a valid challenge).
+   */
+  renewalRequiresMdm: z.boolean().default(false),
   /** Renewal point as a fraction of the lifetime (DESIGN.md: default 2/3). */
   renewalFraction: z
     .number()
     .min(0.1)
     .max(0.95)
     .default(2 / 3),
+  lifecycle: z
+    .object({
+      /** Renew this long before notAfter instead of at renewalFraction. */
+      renewalLeadSeconds: z.number().int().min(1).optional(),
+      /** RenewalOverdue (operator escalation) this long before notAfter; default a tenth of the lifetime. */
+      overdueMarginSeconds: z.number().int().min(1).optional(),
+      /** After a renewal, revoke the old certificate (superseded) this much later; null keeps it valid. */
+      supersededGraceSeconds: z.number().int().min(0).nullable().default(3600),
+    })
+    .default({ supersededGraceSeconds: 3600 }),
 });
 
 export const pkiConfigSchema = z
@@ -177,7 +197,7 @@ export const pkiConfigSchema = z
       keyAlgorithm: z.enum(['rsa-2048', 'rsa-3072']),
       subject: rdns,
     }),
-    profiles: z.array(profile).min(1),
+    profiles: z.array(profileSchema).min(1),
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
@@ -195,6 +215,6 @@ export type CaConfig = z.infer<typeof caConfig>;
 export type LocalCaConfig = Extract<CaConfig, { type: 'local-hsm' }>;
 export type NotificationConfig = z.infer<typeof notifications>;
 export type EscalationConfig = z.infer<typeof escalation>;
-export type Profile = z.infer<typeof profile>;
+export type Profile = z.infer<typeof profileSchema>;
 export type RootCaConfig = PkiConfig['rootCa'];
 export type PkiConfig = z.infer<typeof pkiConfigSchema>;

@@ -10,6 +10,8 @@ export interface RuntimeSettings {
   temporalNamespace: string;
   hsm: { library: string | undefined; tokenLabel: string; pin: string; soPin: string; softhsmDir: string };
   api: { host: string; port: number };
+  /** Base URL devices and relying parties reach the API at (CRL distribution point, OCSP). */
+  publicBaseUrl: string;
 }
 
 export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
@@ -27,5 +29,8 @@ export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSe
       softhsmDir: env.SOFTHSM_DIR ?? join(dataDir, 'softhsm'),
     },
     api: { host: env.API_HOST ?? '127.0.0.1', port: Number(env.API_PORT ?? 8080) },
+    publicBaseUrl: (
+      env.PKI_PUBLIC_URL || `http://${env.API_HOST ?? '127.0.0.1'}:${env.API_PORT ?? 8080}`
+    ).replace(/\/+$/, ''),
   };
 }

@@ -134,3 +134,17 @@ export const crls = pgTable('crls', {
   nextUpdate: at('next_update').notNull(),
   der: bytea('der').notNull(),
 });
+
+/**
+ * Requests sent to an upstream CA (e.g. GlobalSign Atlas), written BEFORE the POST: a retried
+ * activity that finds a row resumes polling instead of submitting again (never two certificates).
+ */
+export const upstreamSubmissions = pgTable('upstream_submissions', {
+  enrollmentId: text('enrollment_id').primaryKey(),
+  profile: text('profile').notNull(),
+  /** submitting (POST in flight or its outcome unknown), submitted (upstream id known), issued. */
+  state: text('state').notNull(),
+  upstreamId: text('upstream_id'),
+  createdAt: at('created_at').notNull().defaultNow(),
+  updatedAt: at('updated_at').notNull().defaultNow(),
+});

@@ -82,6 +82,8 @@ export async function startInProcess(opts: {
       ras,
       gateway: new EnrollmentGateway(opts.client),
       maxBodyBytes: MAX_SCEP_BODY_BYTES,
+      db: opts.database.db,
+      token: opts.token,
     },
     opts.settings.api,
   );

@@ -1,8 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
+import { provisionAtlasChain } from '../activities/ca/atlas.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { RuntimeSettings } from '../config/runtime.js';
 import { type DatabaseHandle, migrateDatabase, openDatabase } from '../db/client.js';
-import { ensurePkiHierarchy } from '../hsm/provision.js';
+import { ensurePkiHierarchy, issuingCertificateLabel } from '../hsm/provision.js';
 import { ensureSoftHsmToken } from '../hsm/softhsm.js';
 import { HsmToken } from '../hsm/token.js';
 
@@ -26,7 +27,26 @@ export async function openToken(settings: RuntimeSettings): Promise<HsmToken> {
 export async function openProvisionedToken(settings: RuntimeSettings, config: PkiConfig): Promise<HsmToken> {
   const token = await openToken(settings);
   await ensurePkiHierarchy(token, config);
+  await ensureUpstreamChains(token, config);
   return token;
+}
+
+/**
+ * Upstream CA profiles: their trust chain (fetched from the CA) is kept in the token, so GetCACert
+ * works without calling the CA. Unreachable CA + a chain already stored: carry on with a warning.
+ */
+export async function ensureUpstreamChains(token: HsmToken, config: PkiConfig): Promise<void> {
+  for (const profile of config.profiles) {
+    if (profile.ca.type !== 'globalsign-atlas') continue;
+    try {
+      await provisionAtlasChain(token, profile, profile.ca);
+    } catch (err) {
+      if (!(await token.certificate(issuingCertificateLabel(profile)))) throw err;
+      console.warn(
+        `[pki] profile ${profile.name}: keeping the stored Atlas trust chain (${(err as Error).message})`,
+      );
+    }
+  }
 }
 
 export async function connectTemporal(settings: RuntimeSettings): Promise<Client> {

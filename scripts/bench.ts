@@ -21,6 +21,8 @@ const count = Number(values.n);
 const work = mkdtempSync(join(tmpdir(), 'device-pki-bench-'));
 process.env.PKI_DATA_DIR = work;
 process.env.TEMPORAL_LOG_LEVEL ??= 'WARN';
+// N back-to-back enrollments from one address would exceed the per-IP SCEP rate limit: off unless set.
+process.env.SCEP_RATE_PER_MINUTE ??= '0';
 const settings = { ...runtimeSettings(), api: { host: '127.0.0.1', port: 0 } };
 const config = loadPkiConfig();
 const temporal = await startTemporalDevServer({

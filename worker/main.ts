@@ -19,16 +19,15 @@ if (unknown.length > 0) {
 const settings = runtimeSettings();
 const config = loadPkiConfig();
 const token = await openToken(settings);
-const needsPki = queues.includes('pki');
-const db = needsPki ? await openMigratedDatabase(settings) : undefined;
-const client = needsPki ? await connectTemporal(settings) : undefined;
+const db = await openMigratedDatabase(settings);
+const client = queues.includes('pki') ? await connectTemporal(settings) : undefined;
 const { workers, connection } = await createWorkers({
   queues,
   temporalAddress: settings.temporalAddress,
   namespace: settings.temporalNamespace,
   config,
   token,
-  db: db?.db,
+  db: db.db,
   client,
 });
 console.log(`[worker] polling ${queues.join(', ')} on ${settings.temporalAddress}`);
@@ -37,7 +36,7 @@ try {
 } finally {
   await connection.close();
   await client?.connection.close();
-  await db?.close();
+  await db.close();
   await token.close();
   console.log('[worker] stopped');
 }

@@ -22,8 +22,9 @@ export interface WorkerOptions {
   namespace: string;
   config: PkiConfig;
   token: HsmToken;
-  /** Needed by the `pki` queue only. */
-  db?: ActivityDeps['db'];
+  /** Both queues record what they do. */
+  db: ActivityDeps['db'];
+  /** Needed by the `pki` queue only (hand-offs to lifecycle workflows). */
   client?: Client;
   useBundle?: boolean;
 }
@@ -45,9 +46,15 @@ export async function createWorkers(
   } as const;
   const workers: Worker[] = [];
   if (opts.queues.includes(TASK_QUEUE)) {
-    if (!opts.db || !opts.client) throw new Error('the pki queue needs a database and a Temporal client');
+    if (!opts.client) throw new Error('the pki queue needs a Temporal client');
     const sealer = await opts.token.sealer('field-encryption');
-    const useBundle = opts.useBundle ?? existsSync(WORKFLOW_BUNDLE);
+    // Production runs the bundle that was built and reviewed; anywhere else the sources, so a stale
+    // dist/ can never run old workflow code beside new activities.
+    const useBundle = opts.useBundle ?? process.env.NODE_ENV === 'production';
+    if (useBundle && !existsSync(WORKFLOW_BUNDLE))
+      throw new Error(
+        `${WORKFLOW_BUNDLE} is missing: run npm run build (NODE_ENV=production uses the prebuilt bundle)`,
+      );
     workers.push(
       await Worker.create({
         ...common,
@@ -59,6 +66,7 @@ export async function createWorkers(
           config: opts.config,
           db: opts.db,
           temporal: opts.client,
+          token: opts.token,
           sealer,
         }),
         maxCachedWorkflows: 1000,
@@ -72,7 +80,7 @@ export async function createWorkers(
       await Worker.create({
         ...common,
         taskQueue: HSM_TASK_QUEUE,
-        activities: createHsmActivities({ config: opts.config, token: opts.token }),
+        activities: createHsmActivities({ config: opts.config, token: opts.token, db: opts.db }),
       }),
     );
   }

@@ -50,6 +50,18 @@ export interface EnrollmentPolicy {
   minRsaBits: number;
   allowedCurves: string[];
   validitySeconds: number;
+  backdateSeconds: number;
+  /** Which queue signs: our HSM CA (`pki-hsm`) or an upstream CA reached over HTTPS (`pki`). */
+  ca: 'local-hsm' | 'upstream';
+  /** Whether a renewal signed by the device's valid certificate must still pass the MDM check. */
+  renewalRequiresMdm: boolean;
+  escalation: {
+    maxAttempts: number;
+    initialRetrySeconds: number;
+    maxRetryIntervalSeconds: number;
+    deadlineSeconds: number;
+    stepTimeoutSeconds: number;
+  };
 }
 
 export interface EnrollmentInput {
@@ -63,6 +75,12 @@ export interface EnrollmentInput {
   /** Identify the request, so a resent transactionID with another CSR or signer key is refused. */
   fingerprint: RequestFingerprint;
   policy: EnrollmentPolicy;
+  /**
+   * Set when the request is signed by an existing certificate (RenewalReq, or a PKCSReq signed by a
+   * certificate that is not self-signed): DER, base64. That certificate must be ours, valid, and
+   * this device's.
+   */
+  renewalSigner?: string;
 }
 
 export interface RequestFingerprint {
@@ -92,6 +110,8 @@ export interface EnrollmentResult {
 
 export interface EnrollmentState {
   status: PkiStatus;
+  /** While escalated: the step that keeps failing and its last error, for the operator. */
+  escalation?: { step: string; error: string; since: string; deadline: string };
   fingerprint: RequestFingerprint;
   deviceId: string;
   outcome: EnrollmentOutcome | undefined;
@@ -101,14 +121,38 @@ export interface EnrollmentState {
  * The API's start-or-attach: resolves with the outcome once there is one. Its validator refuses a
  * request whose fingerprint differs from the one the workflow was started with.
  */
+/** Operator signal (Web UI "Send a Signal", or `temporal workflow signal --name retry`). */
+export interface RetryPayload {
+  /** Who decided, for the audit trail. */
+  by?: string;
+  note?: string;
+}
+/** Operator signal: fail the escalated enrollment with this reason (sent to the device and the MDM). */
+export interface RejectPayload {
+  reason: string;
+  by?: string;
+}
+export const retrySignal = defineSignal<[RetryPayload?]>('retry');
+export const rejectSignal = defineSignal<[RejectPayload]>('reject');
+
 export const awaitOutcomeUpdate = defineUpdate<EnrollmentOutcome, [RequestFingerprint]>('awaitOutcome');
 export const enrollmentStateQuery = defineQuery<EnrollmentState>('state');
+
+/** The profile's lifecycle timings, snapshotted when the lifecycle starts (and at each renewal). */
+export interface LifecyclePolicy {
+  /** Renewal point as a fraction of the lifetime, unless renewalLeadSeconds is set. */
+  renewalFraction: number;
+  renewalLeadSeconds?: number;
+  /** RenewalOverdue this long before notAfter; default a tenth of the lifetime. */
+  overdueMarginSeconds?: number;
+  /** Revoke a superseded certificate this long after its successor arrived; null keeps it. */
+  supersededGraceSeconds: number | null;
+}
 
 export interface DeviceLifecycleInput {
   profile: string;
   deviceId: string;
-  /** Renewal point as a fraction of the certificate's lifetime (profile setting). */
-  renewalFraction: number;
+  policy: LifecyclePolicy;
   /** Carried across continue-as-new. */
   carried?: DeviceLifecycleState;
 }
@@ -124,9 +168,32 @@ export interface DeviceCertificate {
 export interface DeviceLifecycleState {
   status: PkiStatus;
   current: DeviceCertificate | undefined;
+  /** Older certificates still valid after a renewal, and when they are to be revoked as superseded. */
+  superseded: Array<{ certificate: DeviceCertificate; revokeAt: string }>;
   /** Serials already applied, so a redelivered signal is a no-op. */
   seenSerials: string[];
+  /** Set once the MDM reported the device gone: the lifecycle ends. */
+  removed?: { at: string; source: string };
+}
+
+/** Operator revocation (Web UI signal, `temporal workflow signal --name revoke`, or the operator API). */
+export interface RevokePayload {
+  /** RFC 5280 reason name; default unspecified. */
+  reason?:
+    | 'unspecified'
+    | 'keyCompromise'
+    | 'affiliationChanged'
+    | 'superseded'
+    | 'cessationOfOperation'
+    | 'privilegeWithdrawn';
+  by?: string;
+}
+/** The MDM says the device left management: its certificates are revoked and the lifecycle ends. */
+export interface DeviceRemovedPayload {
+  source?: string;
 }
 
 export const certificateIssuedSignal = defineSignal<[DeviceCertificate]>('certificateIssued');
+export const revokeSignal = defineSignal<[RevokePayload?]>('revoke');
+export const deviceRemovedSignal = defineSignal<[DeviceRemovedPayload?]>('deviceRemoved');
 export const deviceStateQuery = defineQuery<DeviceLifecycleState>('state');

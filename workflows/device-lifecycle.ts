@@ -2,100 +2,236 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { HsmActivities, LifecycleActivities, PkiEvent, RevocationReason } from '../activities/types.js';
 import {
   CertNotAfterKey,
   certificateIssuedSignal,
   type DeviceCertificate,
   type DeviceLifecycleInput,
   type DeviceLifecycleState,
+  deviceRemovedSignal,
   deviceStateQuery,
+  HSM_TASK_QUEUE,
   type PkiStatus,
   PkiStatusKey,
+  revokeSignal,
 } from './definitions.js';
 
 /** Enough to drop duplicate signals after a continue-as-new, without growing without bound. */
 const SEEN_SERIALS_KEPT = 20;
 
+type Command =
+  | { kind: 'issued'; certificate: DeviceCertificate }
+  | { kind: 'revoke'; reason: RevocationReason; by: string }
+  | { kind: 'removed'; source: string };
+
+// Bookkeeping and revocation must eventually happen: retried with capped back-off for as long as it
+// takes (an operator sees the pending activity and its error in the Web UI).
+const acts = proxyActivities<LifecycleActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 minutes' },
+});
+const hsm = proxyActivities<HsmActivities>({
+  taskQueue: HSM_TASK_QUEUE,
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '5 minutes' },
+});
+
 /**
  * A device's certificate life (DESIGN.md "Device lifecycle"): `device/<profile>/<deviceId>`.
- * Holds the current certificate, marks RenewalDue at the renewal point and Expired at notAfter.
- * A newer certificate (a renewal) starts the story again through continue-as-new.
+ * Holds the current certificate; it is RenewalDue at the renewal point, RenewalOverdue (an operator
+ * escalation) a margin before expiry, Expired at notAfter. A renewal starts the story again through
+ * continue-as-new; the superseded certificate is revoked after the profile's grace period.
  */
 export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void> {
+  const { workflowId } = workflowInfo();
   const state: DeviceLifecycleState = input.carried ?? {
     status: 'Pending',
     current: undefined,
+    superseded: [],
     seenSerials: [],
   };
-  const arrivals: DeviceCertificate[] = [];
+  const commands: Command[] = [];
 
   setHandler(deviceStateQuery, () => state);
   setHandler(certificateIssuedSignal, (certificate) => {
-    if (!state.seenSerials.includes(certificate.serialHex)) arrivals.push(certificate);
+    if (!state.seenSerials.includes(certificate.serialHex)) commands.push({ kind: 'issued', certificate });
+  });
+  setHandler(revokeSignal, (payload) => {
+    commands.push({
+      kind: 'revoke',
+      reason: payload?.reason ?? 'unspecified',
+      by: payload?.by ?? 'operator',
+    });
+  });
+  setHandler(deviceRemovedSignal, (payload) => {
+    commands.push({ kind: 'removed', source: payload?.source ?? 'mdm' });
   });
 
-  const setStatus = (status: PkiStatus) => {
-    state.status = status;
-    upsertSearchAttributes([{ key: PkiStatusKey, value: status }]);
-  };
-
   for (;;) {
-    const next = arrivals.shift();
-    if (next) {
-      adopt(next);
-      // Each certificate starts a fresh history: its timers and signals only.
-      await condition(allHandlersFinished);
-      return continueAsNew<typeof deviceLifecycle>({ ...input, carried: { ...state } });
+    let renewed = false;
+    for (let command = commands.shift(); command; command = commands.shift()) {
+      if (command.kind === 'issued') renewed = (await adopt(command.certificate)) || renewed;
+      if (command.kind === 'revoke') await revokeCurrent(command.reason, command.by);
+      if (command.kind === 'removed') await remove(command.source);
     }
-    if (workflowInfo().continueAsNewSuggested) {
+    if (state.removed) {
       await condition(allHandlersFinished);
-      return continueAsNew<typeof deviceLifecycle>({ ...input, carried: { ...state } });
-    }
-    const wakeAt = nextDeadline();
-    const arrived = await condition(
-      () => arrivals.length > 0,
-      wakeAt === undefined ? undefined : Math.max(wakeAt - Date.now(), 1),
-    );
-    if (!arrived && state.current) advanceByClock(state.current);
-  }
-
-  function adopt(certificate: DeviceCertificate) {
-    // An older certificate delivered late never replaces a newer one.
-    if (state.current && Date.parse(certificate.notAfter) <= Date.parse(state.current.notAfter)) {
-      state.seenSerials = [...state.seenSerials, certificate.serialHex].slice(-SEEN_SERIALS_KEPT);
       return;
     }
-    state.current = certificate;
-    state.seenSerials = [...state.seenSerials, certificate.serialHex].slice(-SEEN_SERIALS_KEPT);
-    upsertSearchAttributes([{ key: CertNotAfterKey, value: new Date(certificate.notAfter) }]);
-    setStatus(Date.now() >= Date.parse(certificate.notAfter) ? 'Expired' : 'Active');
-    advanceByClock(certificate);
+    // Each certificate starts a fresh history; so does a long one, when Temporal suggests it.
+    if (renewed || workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      return continueAsNew<typeof deviceLifecycle>({ ...input, carried: { ...state } });
+    }
+    await revokeSupersededDue();
+    await advanceByClock();
+
+    const wakeAt = nextDeadline();
+    await condition(
+      () => commands.length > 0,
+      wakeAt === undefined ? undefined : Math.max(wakeAt - Date.now(), 1),
+    );
   }
 
-  /** Which status the clock says the current certificate is in. */
-  function advanceByClock(certificate: DeviceCertificate) {
+  /** Returns true when the certificate became the current one. */
+  async function adopt(certificate: DeviceCertificate): Promise<boolean> {
+    state.seenSerials = [...state.seenSerials, certificate.serialHex].slice(-SEEN_SERIALS_KEPT);
+    const previous = state.current;
+    // An older certificate delivered late never replaces a newer one.
+    if (previous && Date.parse(certificate.notAfter) <= Date.parse(previous.notAfter)) return false;
+    if (
+      previous &&
+      state.status !== 'Revoked' &&
+      state.status !== 'Expired' &&
+      input.policy.supersededGraceSeconds !== null
+    ) {
+      const revokeAt = new Date(Date.now() + input.policy.supersededGraceSeconds * 1000).toISOString();
+      state.superseded = [...state.superseded, { certificate: previous, revokeAt }];
+    }
+    state.current = certificate;
+    upsertSearchAttributes([{ key: CertNotAfterKey, value: new Date(certificate.notAfter) }]);
+    await setStatus('Active');
+    return true;
+  }
+
+  async function revokeCurrent(reason: RevocationReason, by: string) {
+    const current = state.current;
+    if (!current || state.status === 'Revoked') return;
+    await revoke(current, reason, by);
+    await setStatus('Revoked');
+  }
+
+  /** The device left the MDM: every certificate it may still hold is revoked. */
+  async function remove(source: string) {
+    for (const { certificate } of state.superseded)
+      await revoke(certificate, 'cessationOfOperation', `mdm:${source}`);
+    state.superseded = [];
+    if (state.current && state.status !== 'Revoked' && state.status !== 'Expired')
+      await revoke(state.current, 'cessationOfOperation', `mdm:${source}`);
+    state.removed = { at: new Date().toISOString(), source };
+    await setStatus('Revoked');
+  }
+
+  async function revokeSupersededDue() {
     const now = Date.now();
-    if (now >= Date.parse(certificate.notAfter)) {
-      if (state.status !== 'Expired') setStatus('Expired');
-    } else if (now >= renewalPoint(certificate) && state.status === 'Active') {
-      setStatus('RenewalDue');
+    const due = state.superseded.filter((s) => Date.parse(s.revokeAt) <= now);
+    for (const { certificate } of due) await revoke(certificate, 'superseded', 'lifecycle');
+    state.superseded = state.superseded.filter((s) => Date.parse(s.revokeAt) > now);
+  }
+
+  async function revoke(certificate: DeviceCertificate, reason: RevocationReason, by: string) {
+    const result = await hsm.revokeCertificate({
+      issuingCa: certificate.issuingCa,
+      serialHex: certificate.serialHex,
+      reason,
+      revokedAt: new Date().toISOString(),
+      actor: by,
+    });
+    await acts.publishEvent(
+      event('certificate.revoked', {
+        serialHex: certificate.serialHex,
+        reason,
+        by,
+        revokedAt: result.revokedAt,
+      }),
+    );
+  }
+
+  /** Which status the clock says the current certificate is in; announces each change once. */
+  async function advanceByClock() {
+    const current = state.current;
+    if (!current || state.status === 'Revoked' || state.status === 'Expired') return;
+    const now = Date.now();
+    const points = timeline(current);
+    if (now >= points.expiry) {
+      await setStatus('Expired');
+      await acts.publishEvent(event('certificate.expired', { serialHex: current.serialHex }));
+    } else if (now >= points.overdue && state.status !== 'RenewalOverdue') {
+      await setStatus('RenewalOverdue');
+      await acts.publishEvent(
+        event('certificate.renewal_overdue', { serialHex: current.serialHex, notAfter: current.notAfter }),
+      );
+    } else if (now >= points.renewal && state.status === 'Active') {
+      await setStatus('RenewalDue');
+      await acts.publishEvent(
+        event('certificate.renewal_due', { serialHex: current.serialHex, notAfter: current.notAfter }),
+      );
     }
   }
 
   function nextDeadline(): number | undefined {
+    const candidates = state.superseded.map((s) => Date.parse(s.revokeAt));
     const current = state.current;
-    if (!current) return undefined;
-    if (state.status === 'Active') return renewalPoint(current);
-    if (state.status === 'RenewalDue') return Date.parse(current.notAfter);
-    return undefined;
+    if (current && state.status !== 'Revoked' && state.status !== 'Expired') {
+      const points = timeline(current);
+      if (state.status === 'Active') candidates.push(points.renewal);
+      if (state.status === 'Active' || state.status === 'RenewalDue') candidates.push(points.overdue);
+      candidates.push(points.expiry);
+    }
+    return candidates.length > 0 ? Math.min(...candidates) : undefined;
   }
 
-  function renewalPoint(certificate: DeviceCertificate): number {
+  function timeline(certificate: DeviceCertificate) {
     const from = Date.parse(certificate.notBefore);
-    return from + (Date.parse(certificate.notAfter) - from) * input.renewalFraction;
+    const expiry = Date.parse(certificate.notAfter);
+    const lifetime = expiry - from;
+    const { renewalLeadSeconds, overdueMarginSeconds, renewalFraction } = input.policy;
+    const renewal =
+      renewalLeadSeconds !== undefined
+        ? expiry - renewalLeadSeconds * 1000
+        : from + lifetime * renewalFraction;
+    const overdue =
+      expiry - (overdueMarginSeconds !== undefined ? overdueMarginSeconds * 1000 : lifetime / 10);
+    return { renewal, overdue: Math.max(overdue, renewal), expiry };
+  }
+
+  async function setStatus(status: PkiStatus) {
+    if (state.status === status) return;
+    state.status = status;
+    upsertSearchAttributes([{ key: PkiStatusKey, value: status }]);
+    await acts.recordDeviceStatus({
+      profile: input.profile,
+      deviceId: input.deviceId,
+      status,
+      serialHex: state.current?.serialHex,
+    });
+  }
+
+  function event(type: PkiEvent['type'], data: Record<string, unknown>): PkiEvent {
+    return {
+      type,
+      id: `${workflowId}/${type}/${String(data.serialHex ?? '')}`,
+      at: new Date().toISOString(),
+      profile: input.profile,
+      deviceId: input.deviceId,
+      workflowId,
+      data,
+    };
   }
 }

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { LocalCaConfig, PkiConfig, Profile } from '../../config/profile-types.js';
+import { runtimeSettings } from '../../config/runtime.js';
 import { loadProfileChain } from '../../hsm/provision.js';
 import type { HsmToken } from '../../hsm/token.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
@@ -23,6 +24,10 @@ export function localHsmIssuer(
   // Keep a rejected lookup from surfacing as an unhandled rejection before the first issue().
   issuingCertificate.catch(() => {});
   signer.catch(() => {});
+  // Where relying parties check revocation (api/revocation-routes.ts serves both).
+  const publicBaseUrl = runtimeSettings().publicBaseUrl;
+  const crlUrl = `${publicBaseUrl}/crl/${encodeURIComponent(profile.name)}.crl`;
+  const ocspUrl = `${publicBaseUrl}/ocsp`;
 
   return {
     async issue(input): Promise<IssuedCertificate> {
@@ -45,6 +50,8 @@ export function localHsmIssuer(
           keyUsages: keyUsagesFor(csr.publicKey, profile.template.keyUsages),
           extendedKeyUsages: profile.template.extendedKeyUsages,
           subjectAltNames: csr.subjectAltNames,
+          crlDistributionPoints: [crlUrl],
+          authorityInfoAccessOcsp: [ocspUrl],
         },
       });
       const info = certificateInfo(der);

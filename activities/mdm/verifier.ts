@@ -1,10 +1,38 @@
 import type { MdmVerdict } from '../types.js';
 
-/** Asks the device's management system whether this request really comes from an enrolled device. */
+export interface MdmRequest {
+  profile: string;
+  transactionId: string;
+  /** DER PKCS#10 as the device sent it (it carries the challenge password). */
+  csr: Uint8Array;
+}
+
+export interface MdmSuccessNotice extends MdmRequest {
+  certificate: Uint8Array;
+  /** DER of the certificate that signed it. */
+  issuingCaCertificate: Uint8Array;
+}
+
+export interface MdmFailureNotice extends MdmRequest {
+  /** Short reason, shown to the MDM's admins (Intune keeps 255 characters). */
+  reason: string;
+}
+
+/**
+ * Asks the device's management system whether this request really comes from an enrolled device,
+ * and tells it how the request ended. One adapter per product (activities/mdm/<product>.ts).
+ *
+ * Contract: a definitive answer is a verdict (rejected with the MDM's reason); an infrastructure
+ * failure (network, timeout, 401, 5xx, unreadable body) THROWS, so Temporal retries it and, past
+ * the profile's budget, the enrollment escalates. Never approve on doubt.
+ */
 export interface MdmVerifier {
+  verify(request: MdmRequest): Promise<MdmVerdict>;
   /**
-   * A definitive answer is a verdict; an infrastructure failure (network, 5xx) throws, so Temporal
-   * retries it. Never approve on doubt: no verdict, no certificate.
+   * Tells the MDM the certificate was issued, before the device gets it (Intune: a failed success
+   * notification means no certificate). Returns what must be remembered about the certificate for
+   * later revocation requests from the MDM (stored with it), or undefined.
    */
-  verify(request: { transactionId: string; csr: Uint8Array }): Promise<MdmVerdict>;
+  notifySuccess?(notice: MdmSuccessNotice): Promise<Record<string, unknown> | undefined>;
+  notifyFailure?(notice: MdmFailureNotice): Promise<void>;
 }

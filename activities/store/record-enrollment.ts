@@ -1,14 +1,13 @@
-import { createHash } from 'node:crypto';
 import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Database } from '../../db/client.js';
-import { auditEvents, certificates, devices, enrollments } from '../../db/schema.js';
+import { auditEvents, devices, enrollments } from '../../db/schema.js';
 import type { Sealer } from '../../hsm/token.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
 import type { RecordEnrollmentInput } from '../types.js';
 
 /**
- * Writes an enrollment's outcome, its certificate, the device's state and the audit trail in one
- * transaction. A retry after a lost reply finds the enrollment row and writes nothing twice.
+ * Writes an enrollment's outcome, the device's state and the audit trail in one transaction. A retry
+ * after a lost reply finds the enrollment row and writes nothing twice.
  */
 export async function recordEnrollment(
   db: Database,
@@ -44,19 +43,8 @@ export async function recordEnrollment(
 
     const device = { profile: request.profile, deviceId: request.deviceId };
     if (outcome.status === 'SUCCESS') {
-      const der = Buffer.from(outcome.issued.certificate, 'base64');
-      const info = certificateInfo(der);
-      await tx.insert(certificates).values({
-        issuingCa: outcome.issued.issuingCa,
-        serialHex: outcome.issued.serialHex,
-        ...device,
-        enrollmentId: input.enrollmentId,
-        subject: info.subject,
-        notBefore: info.notBefore,
-        notAfter: info.notAfter,
-        sha256Hex: createHash('sha256').update(der).digest('hex'),
-        der,
-      });
+      // The certificate row itself was written by storeIssuedCertificate, before delivery.
+      const info = certificateInfo(Buffer.from(outcome.issued.certificate, 'base64'));
       const current = {
         status: 'active',
         currentCertificateSerial: outcome.issued.serialHex,

@@ -8,6 +8,7 @@ import { parseCsr } from '../../pki/x509/csr.js';
 import type { EnrollmentInput } from '../../workflows/definitions.js';
 import type { EnrollmentGateway, GatewayAnswer } from '../enrollment-gateway.js';
 import type { ProfileRa } from '../ra.js';
+import type { RevocationService } from '../revocation-routes.js';
 
 /** The answer to one PKIOperation: a signed CertRep, or an HTTP error when nothing could be trusted. */
 export type PkiOperationReply =
@@ -26,6 +27,7 @@ export async function handlePkiOperation(
   profile: Profile,
   ra: ProfileRa,
   gateway: EnrollmentGateway,
+  revocation?: Pick<RevocationService, 'findCertificate' | 'latestCrl'>,
 ): Promise<PkiOperationReply> {
   const decoded = await decodePkiMessage(body, { certificates: [ra.raCertificate], decrypter: ra.decrypter });
   if (!decoded.ok) {
@@ -64,8 +66,31 @@ export async function handlePkiOperation(
       answer = await gateway.poll(profile.name, request.transactionId, signerKeySha256);
       break;
     case 'GetCert':
-    case 'GetCRL':
-      return failure('badRequest');
+    case 'GetCRL': {
+      // RFC 8894 3.3.3 / 3.3.4: issuerAndSerial names a certificate we issued; the answer is that
+      // certificate, or the current CRL of its CA, encrypted to the requester.
+      if (!revocation) return failure('badRequest');
+      const { issuer, serialNumber } = request.issuerAndSerial;
+      const found = await revocation.findCertificate(issuer, serialNumber);
+      if (!found) return failure('badCertId');
+      let content: Extract<CertRep, { status: 'SUCCESS' }>['content'];
+      if (request.messageType === 'GetCert') {
+        content = { kind: 'certificates', certificates: [found.der] };
+      } else {
+        const crl = await revocation.latestCrl(found.issuingCa);
+        if (!crl) return failure('badCertId');
+        content = { kind: 'crl', crl };
+      }
+      return certRep(ra, {
+        status: 'SUCCESS',
+        transactionId: request.transactionId,
+        recipientNonce: request.senderNonce,
+        digest: request.digest,
+        content,
+        recipientCertificate: request.signerCertificate,
+        contentCipher: responseCipher(request.contentCipher),
+      });
+    }
   }
 
   switch (answer.kind) {
@@ -125,8 +150,25 @@ async function enrollmentInput(
       minRsaBits: profile.template.minRsaBits,
       allowedCurves: profile.template.allowedCurves,
       validitySeconds: profile.template.validitySeconds,
+      backdateSeconds: profile.template.backdateSeconds,
+      ca: profile.ca.type === 'local-hsm' ? 'local-hsm' : 'upstream',
+      renewalRequiresMdm: profile.renewalRequiresMdm,
+      escalation: profile.escalation,
     },
+    ...(isRenewal(request)
+      ? { renewalSigner: Buffer.from(request.signerCertificate).toString('base64') }
+      : {}),
   };
+}
+
+/**
+ * RenewalReq, or a PKCSReq signed by a certificate that is not self-signed (RFC 8894 3.3.1.2: clients
+ * renew either way): the signer must then be checked as ours, valid, and this device's.
+ */
+function isRenewal(request: Extract<ScepRequest, { csr: Uint8Array }>): boolean {
+  if (request.messageType === 'RenewalReq') return true;
+  const signer = certificateInfo(request.signerCertificate);
+  return signer.issuer !== signer.subject;
 }
 
 /** The cipher the device itself used is the one it has shown it can decrypt. */
@@ -137,7 +179,7 @@ function responseCipher(requestCipher: ContentCipher): ContentCipher {
 async function certRep(ra: ProfileRa, rep: CertRep): Promise<PkiOperationReply> {
   const signer = {
     certificate: ra.raCertificate,
-    chain: [ra.issuingCertificate, ra.rootCertificate],
+    chain: ra.raChain,
     signer: ra.signer,
   };
   return { kind: 'certrep', body: await encodeCertRep(rep, signer) };

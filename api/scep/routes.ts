@@ -6,7 +6,9 @@ import { decodeGetMessageParam } from '../../pki/scep/decode.js';
 import { encodeCertsOnly } from '../../pki/scep/encode.js';
 import type { EnrollmentGateway } from '../enrollment-gateway.js';
 import type { ProfileRa } from '../ra.js';
+import type { RevocationService } from '../revocation-routes.js';
 import { handlePkiOperation } from './pki-operation.js';
+import { type RateLimitSettings, rateLimitFromEnv, scepRateLimit } from './rate-limit.js';
 
 export interface ScepDeps {
   config: PkiConfig;
@@ -14,6 +16,10 @@ export interface ScepDeps {
   gateway: EnrollmentGateway;
   /** A PKCSReq is a few KiB; anything far larger is not SCEP. */
   maxBodyBytes: number;
+  /** Answers GetCert and GetCRL; without it they get FAILURE badRequest. */
+  revocation?: RevocationService;
+  /** Per-client-IP token bucket; default from SCEP_RATE_PER_MINUTE / SCEP_RATE_BURST (rate-limit.ts). */
+  rateLimit?: RateLimitSettings;
 }
 
 /**
@@ -27,9 +33,10 @@ export function scepRoutes(deps: ScepDeps): Hono {
     onError: (c) => c.text(`request body exceeds ${deps.maxBodyBytes} bytes`, 413),
   });
   const handler = (c: Context) => handle(c, deps);
+  const rate = scepRateLimit(deps.rateLimit ?? rateLimitFromEnv());
   for (const path of ['/scep', '/scep/:profile', '/cgi-bin/pkiclient.exe']) {
-    app.get(path, handler);
-    app.post(path, limit, handler);
+    app.get(path, rate, handler);
+    app.post(path, rate, limit, handler);
   }
   return app;
 }
@@ -45,14 +52,11 @@ async function handle(c: Context, deps: ScepDeps): Promise<Response> {
     case 'GetCACaps':
       return c.text(capabilitiesText());
     case 'GetCACert':
-      return binary(
-        encodeCertsOnly([ra.raCertificate, ra.issuingCertificate, ra.rootCertificate]),
-        'application/x-x509-ca-ra-cert',
-      );
+      return binary(encodeCertsOnly(ra.caBundle), 'application/x-x509-ca-ra-cert');
     case 'PKIOperation': {
       const body = await pkiMessage(c);
       if (typeof body === 'string') return c.text(body, 400);
-      const reply = await handlePkiOperation(body, profile, ra, deps.gateway);
+      const reply = await handlePkiOperation(body, profile, ra, deps.gateway, deps.revocation);
       if (reply.kind === 'http-error') return c.text(reply.message, reply.status);
       return binary(reply.body, 'application/x-pki-message');
     }
@@ -77,7 +81,13 @@ function selectProfile(c: Context, config: PkiConfig): Profile | undefined {
 /** The PKIOperation message (DER) from a POST body or a GET `message=`, or why there is none. */
 async function pkiMessage(c: Context): Promise<Uint8Array | string> {
   if (c.req.method === 'POST') {
-    const body = new Uint8Array(await c.req.arrayBuffer());
+    let body: Uint8Array;
+    try {
+      body = new Uint8Array(await c.req.arrayBuffer());
+    } catch {
+      // The client went away mid-body (or the server's request timeout cut it): nobody to answer.
+      return 'request body aborted';
+    }
     return body.length > 0 ? body : 'empty PKIOperation body';
   }
   const param = c.req.query('message');

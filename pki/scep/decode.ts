@@ -93,7 +93,8 @@ async function decode(body: Uint8Array, ra: RaKeys): Promise<ScepRequest> {
 
   const { plaintext, contentCipher } = await openEnvelope(content, ra, fail);
   const request = { ...envelope, contentCipher };
-  const inner = parseDer(plaintext);
+  // The decrypted content is exactly one DER value: trailing bytes would travel on as part of the CSR.
+  const inner = parseDer(plaintext, { whole: true });
   switch (messageType) {
     case 'PKCSReq':
     case 'RenewalReq':
@@ -147,10 +148,17 @@ export function decodeGetMessageParam(value: string): Uint8Array | undefined {
 // ---------------------------------------------------------------------------------------------------
 // Outer SignedData
 
-function parseDer(der: Uint8Array): asn1js.AsnType | undefined {
-  const parsed = asn1js.fromBER(der);
-  if (parsed.offset === -1 || parsed.result.error) return undefined;
-  return parsed.result;
+function parseDer(der: Uint8Array, opts?: { whole: boolean }): asn1js.AsnType | undefined {
+  // asn1js reports most errors in the result but throws on some malformed values (a GeneralizedTime
+  // that is not a time, a BMPString of odd length): both mean "not DER" here.
+  try {
+    const parsed = asn1js.fromBER(der);
+    if (parsed.offset === -1 || parsed.result.error) return undefined;
+    if (opts?.whole && parsed.offset !== der.length) return undefined;
+    return parsed.result;
+  } catch {
+    return undefined;
+  }
 }
 
 function parseSignedData(body: Uint8Array): pkijs.SignedData {
@@ -342,9 +350,11 @@ async function openEnvelope(
 
 function attrValue(attrs: pkijs.Attribute[], oid: string): unknown {
   const matching = attrs.filter((a) => a.type === oid);
-  // A repeated or multi-valued SCEP attribute is ambiguous: treat it as absent.
-  if (matching.length !== 1 || matching[0]?.values.length !== 1) return undefined;
-  return matching[0].values[0];
+  // A repeated or multi-valued SCEP attribute is ambiguous: treat it as absent. pkijs leaves `values`
+  // undefined for an attribute whose SET of values is empty.
+  const values: unknown = matching[0]?.values;
+  if (matching.length !== 1 || !Array.isArray(values) || values.length !== 1) return undefined;
+  return values[0];
 }
 
 /** SCEP text attributes are PrintableString; other string types are tolerated. */

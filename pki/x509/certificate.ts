@@ -32,6 +32,8 @@ export interface CertificateParams {
     subjectAltNames?: SubjectAltNames;
     /** URLs. */
     crlDistributionPoints?: string[];
+    /** OCSP responder URLs (authorityInfoAccess id-ad-ocsp). */
+    authorityInfoAccessOcsp?: string[];
   };
 }
 
@@ -56,6 +58,8 @@ const OID = {
   authorityKeyIdentifier: '2.5.29.35',
   subjectAltName: '2.5.29.17',
   crlDistributionPoints: '2.5.29.31',
+  authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
+  adOcsp: '1.3.6.1.5.5.7.48.1',
 } as const;
 
 const KEY_USAGE_BITS: Record<KeyUsageName, number> = {
@@ -234,6 +238,23 @@ function extensions(
             (url) =>
               new pkijs.DistributionPoint({
                 distributionPoint: [new pkijs.GeneralName({ type: 6, value: url })],
+              }),
+          ),
+        }),
+      ),
+    );
+  }
+  if (ext.authorityInfoAccessOcsp && ext.authorityInfoAccessOcsp.length > 0) {
+    list.push(
+      extension(
+        OID.authorityInfoAccess,
+        false,
+        new pkijs.InfoAccess({
+          accessDescriptions: ext.authorityInfoAccessOcsp.map(
+            (url) =>
+              new pkijs.AccessDescription({
+                accessMethod: OID.adOcsp,
+                accessLocation: new pkijs.GeneralName({ type: 6, value: url }),
               }),
           ),
         }),

@@ -7,14 +7,16 @@ import { loadPkiConfig } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import { runtimeSettings } from '../../config/runtime.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
+import { ensurePkiHierarchy } from '../../hsm/provision.js';
 import type { HsmToken } from '../../hsm/token.js';
 import { startInProcess } from '../../runtime/in-process.js';
-import { connectTemporal, openToken } from '../../runtime/services.js';
+import { connectTemporal, ensureUpstreamChains, openToken } from '../../runtime/services.js';
 import { ensureSearchAttributes } from '../../scripts/temporal-dev-server.js';
 import type { QueueName } from '../../worker/workers.js';
 
 export interface Pipeline {
   url: string;
+  temporalAddress: string;
   config: PkiConfig;
   client: Client;
   db: DatabaseHandle;
@@ -31,24 +33,40 @@ export interface Pipeline {
  * The product in this test process: API on a free port and workers, against the run's Temporal,
  * Postgres and SoftHSM token. One per test file (the HSM login is per process).
  */
-export async function startPipeline(
-  opts: { queues?: QueueName[]; enrollmentWaitMs?: number } = {},
-): Promise<Pipeline> {
+export interface PipelineOptions {
+  queues?: QueueName[];
+  enrollmentWaitMs?: number;
+  /** Adjust the test configuration (add profiles pointing at fake servers, shorten timings...). */
+  configure?: (config: PkiConfig) => void;
+  /** Another Temporal server than the run's shared one (e.g. one a test kills and restarts). */
+  temporalAddress?: string;
+  /** Keep a namespace across pipelines (a restarted pipeline must find its workflows again). */
+  namespace?: string;
+  /** A profiles file of the test's own (worker processes it starts read the same file). */
+  configFile?: string;
+}
+
+export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipeline> {
   const stack = inject('stack');
   Object.assign(process.env, stack.env);
+  if (opts.configFile) process.env.PKI_CONFIG = opts.configFile;
   const settings = {
     ...runtimeSettings(),
-    temporalAddress: stack.temporalAddress,
+    temporalAddress: opts.temporalAddress ?? stack.temporalAddress,
     databaseUrl: stack.databaseUrl,
     // Test files run in parallel: each gets its own namespace, so no worker serves another file's tasks.
-    temporalNamespace: `test-${randomUUID().slice(0, 8)}`,
+    temporalNamespace: opts.namespace ?? `test-${randomUUID().slice(0, 8)}`,
     api: { host: '127.0.0.1', port: 0 },
   };
   const config = loadPkiConfig();
   if (opts.enrollmentWaitMs !== undefined)
     for (const p of config.profiles) p.enrollmentWaitMs = opts.enrollmentWaitMs;
+  opts.configure?.(config);
 
   const token = await openToken(settings);
+  // Profiles a test added get their CA and RA certificate (idempotent for the others).
+  await ensurePkiHierarchy(token, config);
+  await ensureUpstreamChains(token, config);
   const db = await openDatabase({ url: settings.databaseUrl, pgliteDir: '', maxConnections: 4 });
   const client = await connectTemporal(settings);
   await registerNamespace(client, settings.temporalNamespace);
@@ -64,6 +82,7 @@ export async function startPipeline(
 
   return {
     url: pipeline.api.url,
+    temporalAddress: settings.temporalAddress,
     config,
     client,
     db,
@@ -81,10 +100,15 @@ export async function startPipeline(
 }
 
 async function registerNamespace(client: Client, namespace: string): Promise<void> {
-  await client.connection.workflowService.registerNamespace({
-    namespace,
-    workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(24 * 3600) },
-  });
+  try {
+    await client.connection.workflowService.registerNamespace({
+      namespace,
+      workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(24 * 3600) },
+    });
+  } catch (err) {
+    // A restarted pipeline reuses its namespace.
+    if (!/already exists/i.test(String((err as Error).message))) throw err;
+  }
   // A new namespace takes a moment to be served everywhere in the server.
   const deadline = Date.now() + 30_000;
   for (;;) {

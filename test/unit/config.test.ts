@@ -23,6 +23,7 @@ describe('the PKI configuration file', () => {
       initialRetrySeconds: 1,
       maxRetryIntervalSeconds: 60,
       deadlineSeconds: 7 * 86400,
+      stepTimeoutSeconds: 30,
     });
     expect(profile.notifications).toEqual({ webhooks: [] });
   });

@@ -7,6 +7,7 @@ import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCaConfig, PkiConfig, Profile } from '../../config/profile-types.js';
+import { profileSchema } from '../../config/profile-types.js';
 import { ensurePkiHierarchy, issuingCertificateLabel, loadProfileChain } from '../../hsm/provision.js';
 import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
 import { HsmToken } from '../../hsm/token.js';
@@ -17,7 +18,8 @@ import { encodeName, nameToText } from '../../pki/x509/name.js';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
 function profile(name: string, keyAlgorithm: LocalCaConfig['keyAlgorithm']): Profile & { ca: LocalCaConfig } {
-  return {
+  // Through the schema, so the operator defaults are filled as for a real profiles file.
+  return profileSchema.parse({
     name,
     mdm: { type: 'static-challenge', challenge: 'secret' },
     ca: {
@@ -36,16 +38,8 @@ function profile(name: string, keyAlgorithm: LocalCaConfig['keyAlgorithm']): Pro
       minRsaBits: 2048,
       allowedCurves: ['P-256', 'P-384'],
     },
-    notifications: { webhooks: [] },
-    escalation: {
-      maxAttempts: 5,
-      initialRetrySeconds: 1,
-      maxRetryIntervalSeconds: 60,
-      deadlineSeconds: 3600,
-    },
     enrollmentWaitMs: 10_000,
-    renewalFraction: 2 / 3,
-  };
+  }) as Profile & { ca: LocalCaConfig };
 }
 
 const config: PkiConfig = {

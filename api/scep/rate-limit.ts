@@ -1,0 +1,76 @@
+import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Context, MiddlewareHandler } from 'hono';
+
+export interface RateLimitSettings {
+  /** Sustained requests per minute per client IP; 0 turns the limit off. */
+  perMinute: number;
+  /** Requests a client may send at once before the sustained rate applies. */
+  burst: number;
+}
+
+/** From SCEP_RATE_PER_MINUTE (default 120; 0 = off) and SCEP_RATE_BURST (default 30). */
+export function rateLimitFromEnv(env: NodeJS.ProcessEnv = process.env): RateLimitSettings {
+  const number = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number`);
+    return value;
+  };
+  return {
+    perMinute: number('SCEP_RATE_PER_MINUTE', 120),
+    burst: Math.max(1, number('SCEP_RATE_BURST', 30)),
+  };
+}
+
+/** Buckets kept before idle (full) ones are swept: bounds memory under an address-spraying client. */
+const MAX_BUCKETS = 10_000;
+
+/**
+ * Per-client-IP token bucket, in memory and per process: with N API replicas a client gets up to N
+ * times the rate, and a restart forgets. The client IP is the TCP peer: behind a reverse proxy every
+ * device shares the proxy's address, so rate-limit at the proxy instead (or raise the limits).
+ */
+export function scepRateLimit(settings: RateLimitSettings, now: () => number = Date.now): MiddlewareHandler {
+  const perMs = settings.perMinute / 60_000;
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const refill = (b: { tokens: number; at: number }, t: number) => {
+    b.tokens = Math.min(settings.burst, b.tokens + (t - b.at) * perMs);
+    b.at = t;
+  };
+  return async (c, next) => {
+    if (settings.perMinute <= 0) return next();
+    const t = now();
+    const ip = clientIp(c);
+    let bucket = buckets.get(ip);
+    if (!bucket) {
+      if (buckets.size >= MAX_BUCKETS) {
+        for (const [key, b] of buckets) {
+          refill(b, t);
+          if (b.tokens >= settings.burst) buckets.delete(key);
+        }
+      }
+      bucket = { tokens: settings.burst, at: t };
+      buckets.set(ip, bucket);
+    } else refill(bucket, t);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return next();
+    }
+    const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000));
+    c.header('Retry-After', String(retryAfter));
+    return c.text(
+      `too many SCEP requests from ${ip}: limit ${settings.perMinute}/minute (burst ${settings.burst}); retry in ${retryAfter} s`,
+      429,
+    );
+  };
+}
+
+function clientIp(c: Context): string {
+  try {
+    return getConnInfo(c).remote.address ?? 'unknown';
+  } catch {
+    // Not served by @hono/node-server (app.request() in a unit test): one shared bucket.
+    return 'unknown';
+  }
+}

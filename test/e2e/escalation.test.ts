@@ -1,0 +1,221 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { profileSchema } from '../../config/profile-types.js';
+import { certificates, enrollments } from '../../db/schema.js';
+import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
+import { certmongerEnroll, scepSubmitPoll } from '../support/certmonger.js';
+import { certsFromPkcs7, openssl } from '../support/openssl.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
+import { waitForWorkflows } from '../support/temporal.js';
+import { temporalCli } from '../support/temporal-cli.js';
+
+let atlas: FakeAtlas;
+let pipeline: Pipeline;
+const scep = () => `${pipeline.url}/scep/atlas`;
+
+beforeAll(async () => {
+  process.env.ATLAS_API_KEY = 'atlas-key';
+  process.env.ATLAS_API_SECRET = 'atlas-secret';
+  atlas = await startFakeAtlas({ apiKey: 'atlas-key', apiSecret: 'atlas-secret' });
+  pipeline = await startPipeline({
+    enrollmentWaitMs: 1500,
+    configure: (config) => {
+      config.profiles.push(
+        profileSchema.parse({
+          ...config.profiles[0],
+          name: 'atlas',
+          ca: {
+            type: 'globalsign-atlas',
+            baseUrl: atlas.baseUrl,
+            apiKeyEnv: 'ATLAS_API_KEY',
+            apiSecretEnv: 'ATLAS_API_SECRET',
+            clientCertFile: atlas.files.clientCert,
+            clientKeyFile: atlas.files.clientKey,
+            serverCaFile: atlas.files.serverCa,
+            pollIntervalMs: 300,
+          },
+          // Two quick attempts, then an operator is asked.
+          escalation: {
+            maxAttempts: 2,
+            initialRetrySeconds: 0.2,
+            maxRetryIntervalSeconds: 0.5,
+            deadlineSeconds: 600,
+          },
+        }),
+      );
+    },
+  });
+});
+afterAll(async () => {
+  await pipeline?.stop();
+  await atlas?.close();
+});
+
+const pem = (der: Uint8Array) =>
+  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})(?!$)/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+
+/** certmonger's own poll for the request it left pending; the certificate if the answer carries one. */
+async function certmongerPoll(enrolled: Awaited<ReturnType<typeof certmongerEnroll>>) {
+  const ra = pipeline.ras.get('atlas')!;
+  const polled = await scepSubmitPoll({
+    url: scep(),
+    raPem: pem(ra.raCertificate),
+    caPem: pem(ra.rootCertificate),
+    otherPem: ra.caBundle.slice(2).map(pem).join(''),
+    getCertInitialPem: enrolled.getCertInitialPem!,
+    dir: enrolled.dir,
+  });
+  const envelope = polled.output.match(/-----BEGIN PKCS7-----[\s\S]+?-----END PKCS7-----/)?.[0];
+  if (polled.code !== 0 || !envelope) return { ...polled, certificate: undefined };
+  writeFileSync(join(enrolled.dir, 'envelope.pem'), envelope);
+  const opened = await openssl([
+    'cms',
+    '-decrypt',
+    '-inform',
+    'PEM',
+    '-in',
+    join(enrolled.dir, 'envelope.pem'),
+    '-inkey',
+    enrolled.getCertInitialKeyFile,
+    '-out',
+    join(enrolled.dir, 'certs.p7'),
+  ]);
+  if (opened.code !== 0) throw new Error(opened.output);
+  const [certificate] = await certsFromPkcs7(readFileSync(join(enrolled.dir, 'certs.p7')), enrolled.dir);
+  return { ...polled, certificate };
+}
+
+describe('GlobalSign Atlas behind a slow or broken upstream', () => {
+  it('answers PENDING while Atlas answers 202, and certmonger polling later gets the certificate', async () => {
+    atlas.pendingRounds = 6;
+    const enrolled = await certmongerEnroll({
+      url: scep(),
+      cn: 'atlas-slow',
+      challenge: 'test-challenge',
+      untilPending: true,
+    });
+    expect(enrolled.state, enrolled.log).toBe('PENDING');
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="enrollment" AND DeviceId="atlas-slow" AND PkiStatus="Issued"',
+      1,
+      30_000,
+    );
+    const polled = await certmongerPoll(enrolled);
+    expect(polled.code, polled.output).toBe(0);
+    writeFileSync(join(enrolled.dir, 'atlas-chain.pem'), atlas.chain.issuingPem + atlas.chain.rootPem);
+    writeFileSync(join(enrolled.dir, 'issued.pem'), polled.certificate!);
+    const verify = await openssl([
+      'verify',
+      '-CAfile',
+      join(enrolled.dir, 'atlas-chain.pem'),
+      join(enrolled.dir, 'issued.pem'),
+    ]);
+    expect(verify.output).toContain(': OK');
+    expect(atlas.count('POST', '/certificates')).toBe(1);
+    atlas.pendingRounds = 0;
+  }, 120_000);
+
+  it('escalates when Atlas is down; an operator sees it in the CLI, retries once it is back, and the device gets its certificate', async () => {
+    atlas.failNext(1_000, 503);
+    const enrolled = await certmongerEnroll({
+      url: scep(),
+      cn: 'atlas-outage',
+      challenge: 'test-challenge',
+      untilPending: true,
+    });
+    expect(enrolled.state, enrolled.log).toBe('PENDING');
+
+    // The operator's work list.
+    await waitForWorkflows(pipeline.client, 'DeviceId="atlas-outage" AND PkiStatus="Escalated"', 1, 30_000);
+    const listed = await temporalCli(pipeline, [
+      'workflow',
+      'list',
+      '--query',
+      'PkiStatus="Escalated" AND ExecutionStatus="Running"',
+    ]);
+    const workflowId = /enroll\/atlas\/\S+/.exec(listed.output)?.[0];
+    expect(workflowId, listed.output).toBeDefined();
+
+    // While escalated, the device's poll is answered PENDING: no certificate.
+    const early = await certmongerPoll(enrolled);
+    expect(early.certificate).toBeUndefined();
+
+    atlas.failNext(0);
+    const postsBefore = atlas.count('POST', '/certificates');
+    const signal = await temporalCli(pipeline, [
+      'workflow',
+      'signal',
+      '--workflow-id',
+      workflowId!,
+      '--name',
+      'retry',
+      '--input',
+      '{"by":"on-call"}',
+    ]);
+    expect(signal.code, signal.output).toBe(0);
+
+    await waitForWorkflows(pipeline.client, `WorkflowId="${workflowId}" AND PkiStatus="Issued"`, 1, 30_000);
+    const late = await certmongerPoll(enrolled);
+    expect(late.code, late.output).toBe(0);
+    expect(late.certificate).toContain('BEGIN CERTIFICATE');
+    expect(atlas.count('POST', '/certificates') - postsBefore).toBe(1);
+    const rows = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'atlas-outage'));
+    expect(rows).toHaveLength(1);
+  }, 120_000);
+
+  it('fails the enrollment when the operator rejects it, with the reason recorded and sent to the device', async () => {
+    atlas.failNext(1_000, 503);
+    const enrolled = await certmongerEnroll({
+      url: scep(),
+      cn: 'atlas-rejected',
+      challenge: 'test-challenge',
+      untilPending: true,
+    });
+    expect(enrolled.state, enrolled.log).toBe('PENDING');
+    const [escalated] = await waitForWorkflows(
+      pipeline.client,
+      'DeviceId="atlas-rejected" AND PkiStatus="Escalated"',
+      1,
+      30_000,
+    );
+    const signal = await temporalCli(pipeline, [
+      'workflow',
+      'signal',
+      '--workflow-id',
+      escalated!.workflowId,
+      '--name',
+      'reject',
+      '--input',
+      '{"reason":"upstream CA contract ended","by":"on-call"}',
+    ]);
+    expect(signal.code, signal.output).toBe(0);
+    await waitForWorkflows(
+      pipeline.client,
+      `WorkflowId="${escalated!.workflowId}" AND PkiStatus="Failed"`,
+      1,
+      30_000,
+    );
+    atlas.failNext(0);
+
+    const polled = await certmongerPoll(enrolled);
+    expect(polled.certificate).toBeUndefined();
+    expect(polled.code).not.toBe(0);
+    const [row] = await pipeline.db.db
+      .select()
+      .from(enrollments)
+      .where(eq(enrollments.id, escalated!.workflowId));
+    expect(row).toMatchObject({
+      status: 'failed',
+      failInfo: 'badRequest',
+      failureReason: 'upstream CA contract ended',
+    });
+  }, 120_000);
+});
