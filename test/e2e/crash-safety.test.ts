@@ -5,8 +5,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { certificates } from '../../db/schema.js';
 import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
-import { certmongerEnroll, scepSubmitPoll } from '../support/certmonger.js';
-import { certsFromPkcs7, openssl } from '../support/openssl.js';
+import { certmongerEnroll, certmongerPoll } from '../support/certmonger.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { waitForWorkflows } from '../support/temporal.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
@@ -97,37 +96,12 @@ describe('a worker killed in the middle of an enrollment', () => {
     );
     expect(done).toBeDefined();
 
-    const ra = pipeline.ras.get('intune')!;
-    const pem = (der: Uint8Array) =>
-      `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
-        .toString('base64')
-        .replace(/(.{64})(?!$)/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
-    const polled = await scepSubmitPoll({
+    const polled = await certmongerPoll(enrolled, {
       url: `${pipeline.url}/scep/intune`,
-      raPem: pem(ra.raCertificate),
-      caPem: pem(ra.rootCertificate),
-      otherPem: pem(ra.issuingCertificate),
-      getCertInitialPem: enrolled.getCertInitialPem!,
-      dir: enrolled.dir,
+      ra: pipeline.ras.get('intune')!,
     });
     expect(polled.code, polled.output).toBe(0);
-    const envelope = polled.output.match(/-----BEGIN PKCS7-----[\s\S]+?-----END PKCS7-----/)![0];
-    writeFileSync(join(enrolled.dir, 'envelope.pem'), envelope);
-    const opened = await openssl([
-      'cms',
-      '-decrypt',
-      '-inform',
-      'PEM',
-      '-in',
-      join(enrolled.dir, 'envelope.pem'),
-      '-inkey',
-      enrolled.getCertInitialKeyFile,
-      '-out',
-      join(enrolled.dir, 'certs.p7'),
-    ]);
-    expect(opened.code, opened.output).toBe(0);
-    const [certificate] = await certsFromPkcs7(readFileSync(join(enrolled.dir, 'certs.p7')), enrolled.dir);
-    expect(certificate).toContain('BEGIN CERTIFICATE');
+    expect(polled.certificate).toContain('BEGIN CERTIFICATE');
 
     const rows = await pipeline.db.db
       .select()

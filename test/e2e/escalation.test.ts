@@ -1,12 +1,16 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileSchema } from '../../config/profile-types.js';
 import { certificates, enrollments } from '../../db/schema.js';
 import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
-import { certmongerEnroll, scepSubmitPoll } from '../support/certmonger.js';
-import { certsFromPkcs7, openssl } from '../support/openssl.js';
+import {
+  type CertmongerRun,
+  certmongerEnroll,
+  certmongerPoll as pollAsCertmonger,
+} from '../support/certmonger.js';
+import { openssl } from '../support/openssl.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { waitForWorkflows } from '../support/temporal.js';
 import { temporalCli } from '../support/temporal-cli.js';
@@ -53,41 +57,9 @@ afterAll(async () => {
   await atlas?.close();
 });
 
-const pem = (der: Uint8Array) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
-    .toString('base64')
-    .replace(/(.{64})(?!$)/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
-
-/** certmonger's own poll for the request it left pending; the certificate if the answer carries one. */
-async function certmongerPoll(enrolled: Awaited<ReturnType<typeof certmongerEnroll>>) {
-  const ra = pipeline.ras.get('atlas')!;
-  const polled = await scepSubmitPoll({
-    url: scep(),
-    raPem: pem(ra.raCertificate),
-    caPem: pem(ra.rootCertificate),
-    otherPem: ra.caBundle.slice(2).map(pem).join(''),
-    getCertInitialPem: enrolled.getCertInitialPem!,
-    dir: enrolled.dir,
-  });
-  const envelope = polled.output.match(/-----BEGIN PKCS7-----[\s\S]+?-----END PKCS7-----/)?.[0];
-  if (polled.code !== 0 || !envelope) return { ...polled, certificate: undefined };
-  writeFileSync(join(enrolled.dir, 'envelope.pem'), envelope);
-  const opened = await openssl([
-    'cms',
-    '-decrypt',
-    '-inform',
-    'PEM',
-    '-in',
-    join(enrolled.dir, 'envelope.pem'),
-    '-inkey',
-    enrolled.getCertInitialKeyFile,
-    '-out',
-    join(enrolled.dir, 'certs.p7'),
-  ]);
-  if (opened.code !== 0) throw new Error(opened.output);
-  const [certificate] = await certsFromPkcs7(readFileSync(join(enrolled.dir, 'certs.p7')), enrolled.dir);
-  return { ...polled, certificate };
-}
+/** certmonger's own poll for the request it left pending on the atlas profile. */
+const certmongerPoll = (enrolled: CertmongerRun) =>
+  pollAsCertmonger(enrolled, { url: scep(), ra: pipeline.ras.get('atlas')! });
 
 describe('GlobalSign Atlas behind a slow or broken upstream', () => {
   it('answers PENDING while Atlas answers 202, and certmonger polling later gets the certificate', async () => {

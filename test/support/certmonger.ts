@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { certsFromPkcs7 } from './openssl.js';
 import { exec } from './scep-clients.js';
 
 export interface CertmongerRun {
@@ -148,4 +149,58 @@ function safeRead(file: string): string {
   } catch {
     return '';
   }
+}
+
+/** PEM of a DER certificate, as certmonger keeps the GetCACert certificates. */
+export function certificatePem(der: Uint8Array): string {
+  const base64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})(?!$)/g, '$1\n');
+  return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * certmonger's poll for a request it left pending, start to finish: `scep-submit -g` with the RA and
+ * CA certificates as the daemon hands them over (our root as "the CA", the rest as others), then the
+ * envelope opened with the key the poll was signed with, as the daemon does. `certificate` is set
+ * only when the CA answered SUCCESS.
+ */
+export async function certmongerPoll(
+  enrolled: CertmongerRun,
+  opts: {
+    url: string;
+    ra: { raCertificate: Uint8Array; rootCertificate: Uint8Array; caBundle: Uint8Array[] };
+  },
+): Promise<{ code: number; output: string; certificate: string | undefined }> {
+  const others = opts.ra.caBundle.filter(
+    (der) =>
+      !Buffer.from(der).equals(Buffer.from(opts.ra.raCertificate)) &&
+      !Buffer.from(der).equals(Buffer.from(opts.ra.rootCertificate)),
+  );
+  const polled = await scepSubmitPoll({
+    url: opts.url,
+    raPem: certificatePem(opts.ra.raCertificate),
+    caPem: certificatePem(opts.ra.rootCertificate),
+    otherPem: others.map(certificatePem).join(''),
+    getCertInitialPem: enrolled.getCertInitialPem!,
+    dir: enrolled.dir,
+  });
+  const envelope = polled.output.match(/-----BEGIN PKCS7-----[\s\S]+?-----END PKCS7-----/)?.[0];
+  if (polled.code !== 0 || !envelope) return { ...polled, certificate: undefined };
+  writeFileSync(join(enrolled.dir, 'envelope.pem'), envelope);
+  const opened = await exec('openssl', [
+    'cms',
+    '-decrypt',
+    '-inform',
+    'PEM',
+    '-in',
+    join(enrolled.dir, 'envelope.pem'),
+    '-inkey',
+    enrolled.getCertInitialKeyFile,
+    '-out',
+    join(enrolled.dir, 'certs.p7'),
+  ]);
+  if (opened.code !== 0) throw new Error(`certmonger's envelope did not open: ${opened.output}`);
+  const [certificate] = await certsFromPkcs7(readFileSync(join(enrolled.dir, 'certs.p7')), enrolled.dir);
+  return { ...polled, certificate };
 }
