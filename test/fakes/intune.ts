@@ -77,8 +77,10 @@ export interface FakeIntune {
   /** Tokens handed out, by scope. */
   tokensIssued: Array<{ scope: string; token: string }>;
   knobs: {
-    /** validateRequest answer per transactionId (default Success). */
+    /** validateRequest answer per transactionId (default: defaultCode). */
     codes: Map<string, IntuneCode>;
+    /** validateRequest answer for transactions not in `codes`. */
+    defaultCode: IntuneCode;
     /** Code answered to success/failure notifications (default Success). */
     notificationCode: IntuneCode;
     /** expires_in of issued tokens. */
@@ -115,6 +117,7 @@ export async function startFakeIntune(opts: {
     tokensIssued: [],
     knobs: {
       codes: new Map(),
+      defaultCode: 'Success',
       notificationCode: 'Success',
       tokenLifetimeSeconds: 3600,
       slowMs: 2000,
@@ -223,7 +226,7 @@ export async function startFakeIntune(opts: {
         const r = b.request as Record<string, unknown>;
         if (!hasStrings(r, ['transactionId', 'certificateRequest', 'callerInfo']))
           return json(400, { error: 'request {transactionId, certificateRequest, callerInfo} expected' });
-        const code = fake.knobs.codes.get(r.transactionId as string) ?? 'Success';
+        const code = fake.knobs.codes.get(r.transactionId as string) ?? fake.knobs.defaultCode;
         return json(200, { code, errorDescription: code === 'Success' ? '' : `fake Intune says ${code}` });
       });
     if (req.method === 'POST' && req.path === `${SCEP_PATH}/ScepActions/successNotification`)
