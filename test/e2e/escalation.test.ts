@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileSchema } from '../../config/profile-types.js';
 import { certificates, enrollments } from '../../db/schema.js';
 import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
+import { type SmtpSink, startSmtpSink } from '../fakes/smtp-sink.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
 import {
   type CertmongerRun,
   certmongerEnroll,
@@ -16,13 +18,18 @@ import { waitForWorkflows } from '../support/temporal.js';
 import { temporalCli } from '../support/temporal-cli.js';
 
 let atlas: FakeAtlas;
+let receiver: WebhookReceiver;
+let mail: SmtpSink;
 let pipeline: Pipeline;
 const scep = () => `${pipeline.url}/scep/atlas`;
 
 beforeAll(async () => {
   process.env.ATLAS_API_KEY = 'atlas-key';
   process.env.ATLAS_API_SECRET = 'atlas-secret';
+  process.env.EVENTS_SECRET = 'events-hmac-secret';
   atlas = await startFakeAtlas({ apiKey: 'atlas-key', apiSecret: 'atlas-secret' });
+  receiver = await startWebhookReceiver({ secret: 'events-hmac-secret' });
+  mail = await startSmtpSink();
   pipeline = await startPipeline({
     enrollmentWaitMs: 1500,
     configure: (config) => {
@@ -40,6 +47,15 @@ beforeAll(async () => {
             serverCaFile: atlas.files.serverCa,
             pollIntervalMs: 300,
           },
+          notifications: {
+            webhooks: [{ url: receiver.url, secretEnv: 'EVENTS_SECRET' }],
+            email: {
+              smtpHost: mail.host,
+              smtpPort: mail.port,
+              from: 'pki@example.test',
+              to: ['oncall@example.test'],
+            },
+          },
           // Two quick attempts, then an operator is asked.
           escalation: {
             maxAttempts: 2,
@@ -54,8 +70,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await pipeline?.stop();
-  await atlas?.close();
+  await Promise.all([atlas?.close(), receiver?.close(), mail?.close()]);
 });
+
+/** Webhook deliveries of one event type about one device. */
+const eventsOf = (type: string, deviceId: string) =>
+  receiver.deliveries.filter(
+    (d) => d.headers['x-pki-event'] === type && d.body.includes(`"deviceId":"${deviceId}"`),
+  );
 
 /** certmonger's own poll for the request it left pending on the atlas profile. */
 const certmongerPoll = (enrolled: CertmongerRun) =>
@@ -102,8 +124,16 @@ describe('GlobalSign Atlas behind a slow or broken upstream', () => {
     });
     expect(enrolled.state, enrolled.log).toBe('PENDING');
 
-    // The operator's work list.
+    // The operator's work list, and the operators' pager: a signed webhook and an e-mail.
     await waitForWorkflows(pipeline.client, 'DeviceId="atlas-outage" AND PkiStatus="Escalated"', 1, 30_000);
+    await expect
+      .poll(() => eventsOf('enrollment.escalated', 'atlas-outage').length, { timeout: 15_000 })
+      .toBe(1);
+    expect(eventsOf('enrollment.escalated', 'atlas-outage')[0]!.verified).toBe(true);
+    await expect
+      .poll(() => mail.messages.filter((m) => m.raw.includes('atlas-outage')).length, { timeout: 15_000 })
+      .toBe(1);
+    expect(mail.messages.find((m) => m.raw.includes('atlas-outage'))!.to).toEqual(['oncall@example.test']);
     const listed = await temporalCli(pipeline, [
       'workflow',
       'list',
@@ -132,6 +162,9 @@ describe('GlobalSign Atlas behind a slow or broken upstream', () => {
     expect(signal.code, signal.output).toBe(0);
 
     await waitForWorkflows(pipeline.client, `WorkflowId="${workflowId}" AND PkiStatus="Issued"`, 1, 30_000);
+    await expect
+      .poll(() => eventsOf('enrollment.succeeded', 'atlas-outage').length, { timeout: 15_000 })
+      .toBe(1);
     const late = await certmongerPoll(enrolled);
     expect(late.code, late.output).toBe(0);
     expect(late.certificate).toContain('BEGIN CERTIFICATE');
