@@ -1,14 +1,15 @@
 /**
  * Revocation on the `pki-hsm` queue: marking a certificate revoked and publishing its CA's CRL,
- * signed in the HSM by the issuing CA key.
+ * signed in the HSM by the issuing CA key; for an upstream CA (Atlas), revoking it there instead.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { and, asc, eq, gt, ne, sql } from 'drizzle-orm';
-import type { LocalCaConfig, PkiConfig } from '../config/profile-types.js';
+import type { LocalCaConfig, PkiConfig, Profile } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
-import { auditEvents, certificates, crls } from '../db/schema.js';
+import { auditEvents, certificates, crls, upstreamSubmissions } from '../db/schema.js';
 import type { HsmToken } from '../hsm/token.js';
 import { buildCrl, crlInfo, REASON_CODES } from '../pki/x509/crl.js';
+import { atlasClientFromConfig } from './ca/atlas-client.js';
 import type { HsmActivities, RevocationReason } from './types.js';
 
 /** How long a CRL is valid: the schedule re-signs it before then (RFC 5280 5.1.2.5 nextUpdate). */
@@ -43,8 +44,10 @@ export async function revokeCertificate(
   if (!Object.hasOwn(REASON_CODES, input.reason)) {
     throw ApplicationFailure.nonRetryable(`unknown revocation reason "${input.reason}"`, 'InvalidRevocation');
   }
-  if (!localCaOf(deps.config, input.issuingCa)) {
-    // Checked before touching the row: a certificate marked revoked must also get onto a CRL we sign.
+  const upstream = upstreamProfileOf(deps.config, input.issuingCa);
+  if (!localCaOf(deps.config, input.issuingCa) && !upstream) {
+    // Checked before touching the row: a certificate marked revoked must also get onto a CRL we sign
+    // (or be revoked at the upstream CA that issued it).
     throw ApplicationFailure.nonRetryable(
       `"${input.issuingCa}" is not the key of a local-hsm issuing CA in this configuration`,
       'UnknownIssuingCa',
@@ -88,7 +91,11 @@ export async function revokeCertificate(
       'UnknownCertificate',
     );
   }
-  if (!outcome.alreadyRevoked || !(await latestCrlLists(deps.db, input.issuingCa, serialHex))) {
+  if (upstream) {
+    // Upstream CAs publish their own CRL and OCSP: the revocation must reach them. A retry checks
+    // first, so Atlas is asked once.
+    await revokeAtAtlas(deps.db, upstream, input.issuingCa, serialHex, input.reason, outcome.revokedAt);
+  } else if (!outcome.alreadyRevoked || !(await latestCrlLists(deps.db, input.issuingCa, serialHex))) {
     await publishCrl(deps, { issuingCa: input.issuingCa });
   }
   return { revokedAt: outcome.revokedAt.toISOString(), alreadyRevoked: outcome.alreadyRevoked };
@@ -194,6 +201,38 @@ export async function latestCrl(
     .from(crls)
     .where(and(eq(crls.issuingCa, issuingCa), gt(sql`length(${crls.der})`, 0)));
   return row;
+}
+
+/** The profile whose upstream CA is named `atlas/<profile>` (as the Atlas issuer records it). */
+function upstreamProfileOf(config: PkiConfig, issuingCa: string): Profile | undefined {
+  const name = issuingCa.startsWith('atlas/') ? issuingCa.slice('atlas/'.length) : undefined;
+  return config.profiles.find((p) => p.name === name && p.ca.type === 'globalsign-atlas');
+}
+
+async function revokeAtAtlas(
+  db: Database,
+  profile: Profile,
+  issuingCa: string,
+  serialHex: string,
+  reason: RevocationReason,
+  at: Date,
+): Promise<void> {
+  if (profile.ca.type !== 'globalsign-atlas') return;
+  // Atlas names the certificate by the serial it returned at submission, kept with the submission.
+  const [row] = await db
+    .select({ upstreamId: upstreamSubmissions.upstreamId })
+    .from(certificates)
+    .innerJoin(upstreamSubmissions, eq(upstreamSubmissions.enrollmentId, certificates.enrollmentId))
+    .where(and(eq(certificates.issuingCa, issuingCa), eq(certificates.serialHex, serialHex)));
+  const serial = row?.upstreamId ?? serialHex.toUpperCase();
+  const client = atlasClientFromConfig(profile.ca);
+  try {
+    const current = await client.get(serial);
+    if (current.kind === 'ready' && current.status === 'REVOKED') return;
+    await client.revoke(serial, reason, at);
+  } finally {
+    client.close();
+  }
 }
 
 /** The local-hsm CA configuration whose key carries this label. */

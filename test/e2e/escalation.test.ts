@@ -223,4 +223,22 @@ describe('GlobalSign Atlas behind a slow or broken upstream', () => {
       failureReason: 'upstream CA contract ended',
     });
   }, 120_000);
+
+  it('revokes an Atlas certificate at Atlas when an operator signals revoke', async () => {
+    const lifecycle = pipeline.client.workflow.getHandle('device/atlas/atlas-slow');
+    await lifecycle.signal('revoke', { reason: 'keyCompromise', by: 'on-call' });
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowId="device/atlas/atlas-slow" AND PkiStatus="Revoked"',
+      1,
+      30_000,
+    );
+    const [row] = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'atlas-slow'));
+    expect(row).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' });
+    expect(atlas.count('PATCH', '/certificates')).toBe(1);
+    expect([...atlas.certificates.values()].filter((c) => c.status === 'REVOKED')).toHaveLength(1);
+  }, 60_000);
 });
