@@ -120,6 +120,12 @@ export interface LifecycleActivities {
     serialHex?: string;
   }): Promise<void>;
   publishEvent(event: PkiEvent): Promise<void>;
+  recordAudit(input: {
+    profile: string;
+    deviceId: string;
+    subject: string;
+    entries: AuditEntry[];
+  }): Promise<void>;
 }
 
 /** Run on the `pki-hsm` queue: only hosts holding the CA keys execute them. */
@@ -149,3 +155,61 @@ export type RevocationReason =
   | 'cessationOfOperation'
   | 'certificateHold'
   | 'privilegeWithdrawn';
+
+/** A revocation Intune asked for, as the sync workflow carries it (plain JSON). */
+export interface IntuneRevocationRequestItem {
+  requestContext: string;
+  /** Lower-case hex, as certificates.serial_hex stores it. */
+  serialHex: string;
+  /** What we sent as caConfiguration (the profile name), when Intune echoes it. */
+  caConfiguration: string | null;
+}
+
+/** What to do with one Intune revocation request (activities/mdm/intune-revocation.ts). */
+export type IntuneRevocationDecision =
+  | {
+      action: 'revoke';
+      requestContext: string;
+      issuingCa: string;
+      serialHex: string;
+      profile: string;
+      deviceId: string;
+    }
+  | { action: 'answer'; requestContext: string; succeeded: boolean; errorCode: number; errorMessage: string };
+
+export interface IntuneRevocationResultItem {
+  requestContext: string;
+  succeeded: boolean;
+  errorCode: number;
+  errorMessage: string;
+}
+
+/** `pki` queue: Intune's revocation channel (PKI connector) for one profile, and CRL freshness. */
+export interface RevocationSyncActivities {
+  downloadIntuneRevocationRequests(input: {
+    profile: string;
+    maxRequests: number;
+  }): Promise<IntuneRevocationRequestItem[]>;
+  /** Looks each request up in the certificates table: revoke it, or answer Intune right away. */
+  resolveIntuneRevocations(input: {
+    profile: string;
+    requests: IntuneRevocationRequestItem[];
+  }): Promise<IntuneRevocationDecision[]>;
+  uploadIntuneRevocationResults(input: {
+    profile: string;
+    results: IntuneRevocationResultItem[];
+  }): Promise<void>;
+  /**
+   * Tells each device's lifecycle workflow that its current certificate was revoked (signal `revoke`),
+   * so its status follows. A revoked certificate that is not the lifecycle's current one is skipped.
+   */
+  signalLifecycleRevocations(input: {
+    revoked: Array<{ profile: string; deviceId: string; serialHex: string }>;
+    reason: RevocationReason;
+    by: string;
+  }): Promise<{ signalled: string[] }>;
+  /** Local issuing CAs whose CRL is missing or whose nextUpdate falls within `withinSeconds`. */
+  listCrlsDue(input: {
+    withinSeconds: number;
+  }): Promise<Array<{ issuingCa: string; nextUpdate: string | null }>>;
+}

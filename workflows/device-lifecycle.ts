@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -123,8 +124,7 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
   async function revokeCurrent(reason: RevocationReason, by: string) {
     const current = state.current;
     if (!current || state.status === 'Revoked') return;
-    await revoke(current, reason, by);
-    await setStatus('Revoked');
+    if (await revoke(current, reason, by)) await setStatus('Revoked');
   }
 
   /** The device left the MDM: every certificate it may still hold is revoked. */
@@ -145,22 +145,46 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     state.superseded = state.superseded.filter((s) => Date.parse(s.revokeAt) > now);
   }
 
-  async function revoke(certificate: DeviceCertificate, reason: RevocationReason, by: string) {
-    const result = await hsm.revokeCertificate({
-      issuingCa: certificate.issuingCa,
-      serialHex: certificate.serialHex,
-      reason,
-      revokedAt: new Date().toISOString(),
-      actor: by,
-    });
-    await acts.publishEvent(
-      event('certificate.revoked', {
+  /** True once the certificate is revoked; false when the revocation was refused (and recorded). */
+  async function revoke(
+    certificate: DeviceCertificate,
+    reason: RevocationReason,
+    by: string,
+  ): Promise<boolean> {
+    let revokedAt: string;
+    try {
+      ({ revokedAt } = await hsm.revokeCertificate({
+        issuingCa: certificate.issuingCa,
         serialHex: certificate.serialHex,
         reason,
-        by,
-        revokedAt: result.revokedAt,
-      }),
+        revokedAt: new Date().toISOString(),
+        actor: by,
+      }));
+    } catch (err) {
+      // Only a definitive refusal gets here (infrastructure failures retry forever): the device's
+      // life goes on, and the refusal is on record for an operator.
+      await acts.recordAudit({
+        profile: input.profile,
+        deviceId: input.deviceId,
+        subject: certificate.serialHex,
+        entries: [
+          {
+            at: new Date().toISOString(),
+            action: 'certificate.revocation_refused',
+            details: {
+              reason,
+              by,
+              error: err instanceof ActivityFailure ? String(err.cause?.message) : String(err),
+            },
+          },
+        ],
+      });
+      return false;
+    }
+    await acts.publishEvent(
+      event('certificate.revoked', { serialHex: certificate.serialHex, reason, by, revokedAt }),
     );
+    return true;
   }
 
   /** Which status the clock says the current certificate is in; announces each change once. */
