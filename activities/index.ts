@@ -17,12 +17,18 @@ import { mdmVerifierFor } from './mdm/index.js';
 import type { MdmVerifier } from './mdm/verifier.js';
 import { publishEvent } from './notify/index.js';
 import { createRevocationActivities } from './revocation.js';
+import { createRevocationSyncActivities } from './revocation-sync.js';
 import { recordAudit } from './store/audit.js';
 import { recordDeviceStatus } from './store/device-status.js';
 import { storeIssuedCertificate } from './store/issued-certificate.js';
 import { recordEnrollment } from './store/record-enrollment.js';
 import { checkRenewalSigner } from './store/renewal-signer.js';
-import type { EnrollmentActivities, HsmActivities, LifecycleActivities } from './types.js';
+import type {
+  EnrollmentActivities,
+  HsmActivities,
+  LifecycleActivities,
+  RevocationSyncActivities,
+} from './types.js';
 
 export interface ActivityDeps {
   config: PkiConfig;
@@ -36,7 +42,9 @@ export interface ActivityDeps {
 }
 
 /** Activities of the `pki` queue: MDMs, upstream CAs, storage, notifications, hand-offs. */
-export function createEnrollmentActivities(deps: ActivityDeps): EnrollmentActivities & LifecycleActivities {
+export function createEnrollmentActivities(
+  deps: ActivityDeps,
+): EnrollmentActivities & LifecycleActivities & RevocationSyncActivities {
   const env = deps.env ?? process.env;
   const profileOf = (name: string) => findProfile(deps.config, name) ?? unknownProfile(name);
   const verifiers = new Map<string, MdmVerifier>();
@@ -102,6 +110,8 @@ export function createEnrollmentActivities(deps: ActivityDeps): EnrollmentActivi
     handOffToLifecycle: (input) =>
       handOffToLifecycle(deps.temporal, { ...input, policy: lifecyclePolicy(profileOf(input.profile)) }),
     recordDeviceStatus: (input) => recordDeviceStatus(deps.db, input),
+    // Intune's revocation channel and CRL freshness (scheduled workflows, runtime/schedules.ts).
+    ...createRevocationSyncActivities({ config: deps.config, db: deps.db, temporal: deps.temporal, env }),
   };
 }
 
@@ -136,6 +146,7 @@ function lifecyclePolicy(profile: Profile): LifecyclePolicy {
     renewalLeadSeconds: profile.lifecycle.renewalLeadSeconds,
     overdueMarginSeconds: profile.lifecycle.overdueMarginSeconds,
     supersededGraceSeconds: profile.lifecycle.supersededGraceSeconds,
+    publishesEvents: profile.notifications.webhooks.length > 0 || profile.notifications.email !== undefined,
   };
 }
 

@@ -55,6 +55,10 @@ export interface EnrollmentPolicy {
   ca: 'local-hsm' | 'upstream';
   /** Whether a renewal signed by the device's valid certificate must still pass the MDM check. */
   renewalRequiresMdm: boolean;
+  /** Whether the MDM wants to hear how a request ended (Intune); no notice activity otherwise. */
+  mdmTakesNotices: boolean;
+  /** Whether the profile has webhooks or e-mail to tell; no event activity otherwise. */
+  publishesEvents: boolean;
   escalation: {
     maxAttempts: number;
     initialRetrySeconds: number;
@@ -147,6 +151,8 @@ export interface LifecyclePolicy {
   overdueMarginSeconds?: number;
   /** Revoke a superseded certificate this long after its successor arrived; null keeps it. */
   supersededGraceSeconds: number | null;
+  /** Whether the profile has webhooks or e-mail to tell (no event activity otherwise). */
+  publishesEvents?: boolean;
 }
 
 export interface DeviceLifecycleInput {

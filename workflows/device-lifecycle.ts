@@ -181,9 +181,7 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
       });
       return false;
     }
-    await acts.publishEvent(
-      event('certificate.revoked', { serialHex: certificate.serialHex, reason, by, revokedAt }),
-    );
+    await publish(event('certificate.revoked', { serialHex: certificate.serialHex, reason, by, revokedAt }));
     return true;
   }
 
@@ -195,15 +193,15 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     const points = timeline(current);
     if (now >= points.expiry) {
       await setStatus('Expired');
-      await acts.publishEvent(event('certificate.expired', { serialHex: current.serialHex }));
+      await publish(event('certificate.expired', { serialHex: current.serialHex }));
     } else if (now >= points.overdue && state.status !== 'RenewalOverdue') {
       await setStatus('RenewalOverdue');
-      await acts.publishEvent(
+      await publish(
         event('certificate.renewal_overdue', { serialHex: current.serialHex, notAfter: current.notAfter }),
       );
     } else if (now >= points.renewal && state.status === 'Active') {
       await setStatus('RenewalDue');
-      await acts.publishEvent(
+      await publish(
         event('certificate.renewal_due', { serialHex: current.serialHex, notAfter: current.notAfter }),
       );
     }
@@ -245,6 +243,12 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
       status,
       serialHex: state.current?.serialHex,
     });
+  }
+
+  /** A profile without webhooks or e-mail costs no activity per status change. */
+  async function publish(pkiEvent: PkiEvent) {
+    // Older runs carried no flag: keep publishing for them.
+    if (input.policy.publishesEvents !== false) await acts.publishEvent(pkiEvent);
   }
 
   function event(type: PkiEvent['type'], data: Record<string, unknown>): PkiEvent {

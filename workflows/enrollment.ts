@@ -152,15 +152,16 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
       }),
     );
     // Intune: no certificate reaches the device unless the MDM has accepted the success notice.
-    await step('mdm-notify', 'Issuing', () =>
-      acts.notifyMdmSuccess({
-        profile: input.profile,
-        transactionId: input.transactionId,
-        enrollmentId: workflowId,
-        csr: input.csr,
-        issued: issued!,
-      }),
-    );
+    if (input.policy.mdmTakesNotices)
+      await step('mdm-notify', 'Issuing', () =>
+        acts.notifyMdmSuccess({
+          profile: input.profile,
+          transactionId: input.transactionId,
+          enrollmentId: workflowId,
+          csr: input.csr,
+          issued: issued!,
+        }),
+      );
     outcome = { status: 'SUCCESS', issued };
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
@@ -180,15 +181,13 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
   // Deliver: the device's waiting update (or its next poll) reads this.
   state.outcome = outcome;
   setStatus(outcome.status === 'SUCCESS' ? 'Issued' : 'Failed');
-  await notifyQuietly(() =>
-    acts.publishEvent(
-      outcome.status === 'SUCCESS'
-        ? event('enrollment.succeeded', {
-            serialHex: outcome.issued.serialHex,
-            notAfter: outcome.issued.notAfter,
-          })
-        : event('enrollment.failed', { failInfo: outcome.failInfo, reason: outcome.reason }),
-    ),
+  await publish(
+    outcome.status === 'SUCCESS'
+      ? event('enrollment.succeeded', {
+          serialHex: outcome.issued.serialHex,
+          notAfter: outcome.issued.notAfter,
+        })
+      : event('enrollment.failed', { failInfo: outcome.failInfo, reason: outcome.reason }),
   );
   if (outcome.status === 'SUCCESS') {
     const certificate = outcome.issued;
@@ -292,14 +291,15 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
       );
       audit('certificate.revoked_undelivered', { serialHex: toRevoke.serialHex });
     }
-    await notifyQuietly(() =>
-      acts.notifyMdmFailure({
-        profile: input.profile,
-        transactionId: input.transactionId,
-        csr: input.csr,
-        reason,
-      }),
-    );
+    if (input.policy.mdmTakesNotices)
+      await notifyQuietly(() =>
+        acts.notifyMdmFailure({
+          profile: input.profile,
+          transactionId: input.transactionId,
+          csr: input.csr,
+          reason,
+        }),
+      );
   }
 
   async function record(result: EnrollmentOutcome) {
@@ -351,10 +351,8 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     operatorDecision = undefined;
     setStatus('Escalated');
     audit('enrollment.escalated', { step: stepName, error });
-    await notifyQuietly(() =>
-      notify.publishEvent(
-        event('enrollment.escalated', { step: stepName, error, deadline: state.escalation!.deadline }),
-      ),
+    await publish(
+      event('enrollment.escalated', { step: stepName, error, deadline: state.escalation!.deadline }),
     );
     const decided = await condition(() => operatorDecision !== undefined, deadlineMs);
     state.escalation = undefined;
@@ -373,6 +371,11 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
   }
 
   /** Best effort: a notification that keeps failing is recorded, never blocks the outcome. */
+  /** Tells the profile's webhooks and operators; a profile with none costs no activity. */
+  async function publish(pkiEvent: PkiEvent) {
+    if (input.policy.publishesEvents) await notifyQuietly(() => notify.publishEvent(pkiEvent));
+  }
+
   async function notifyQuietly(run: () => Promise<unknown>) {
     try {
       await CancellationScope.nonCancellable(run);

@@ -1,3 +1,6 @@
 // Everything the worker's workflow bundle registers.
+
+export { refreshCrls } from './crl-refresh.js';
 export { deviceLifecycle } from './device-lifecycle.js';
 export { enrollment } from './enrollment.js';
+export { intuneRevocationSync } from './intune-revocation-sync.js';

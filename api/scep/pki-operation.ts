@@ -63,7 +63,7 @@ export async function handlePkiOperation(
       break;
     }
     case 'CertPoll':
-      answer = await gateway.poll(profile.name, request.transactionId, signerKeySha256);
+      answer = await gateway.poll(profile.name, transactionKey(request), signerKeySha256);
       break;
     case 'GetCert':
     case 'GetCRL': {
@@ -135,7 +135,7 @@ async function enrollmentInput(
   const csr = parsed.csr;
   return {
     profile: profile.name,
-    transactionId: request.transactionId,
+    transactionId: transactionKey(request),
     messageType: request.messageType,
     deviceId: csr.commonName ?? csr.subjectText,
     csr: Buffer.from(request.csr).toString('base64'),
@@ -153,6 +153,8 @@ async function enrollmentInput(
       backdateSeconds: profile.template.backdateSeconds,
       ca: profile.ca.type === 'local-hsm' ? 'local-hsm' : 'upstream',
       renewalRequiresMdm: profile.renewalRequiresMdm,
+      mdmTakesNotices: profile.mdm.type === 'intune',
+      publishesEvents: profile.notifications.webhooks.length > 0 || profile.notifications.email !== undefined,
       escalation: profile.escalation,
     },
     ...(isRenewal(request)
@@ -165,10 +167,22 @@ async function enrollmentInput(
  * RenewalReq, or a PKCSReq signed by a certificate that is not self-signed (RFC 8894 3.3.1.2: clients
  * renew either way): the signer must then be checked as ours, valid, and this device's.
  */
-function isRenewal(request: Extract<ScepRequest, { csr: Uint8Array }>): boolean {
+function isRenewal(request: ScepRequest): boolean {
   if (request.messageType === 'RenewalReq') return true;
   const signer = certificateInfo(request.signerCertificate);
   return signer.issuer !== signer.subject;
+}
+
+/**
+ * The transaction (workflow) key. A renewal, and a CertPoll signed like one, gets its own, tied to
+ * the signing certificate: micromdm scepclient derives the transactionID from the key, so its
+ * RenewalReq with the same key repeats the transactionID of the first PKCSReq and would otherwise be
+ * answered, as a resend, with the certificate it is renewing. A resent renewal still attaches.
+ */
+function transactionKey(request: ScepRequest): string {
+  if (request.messageType === 'GetCert' || request.messageType === 'GetCRL' || !isRenewal(request))
+    return request.transactionId;
+  return `${request.transactionId}~renewal-${sha256Hex(request.signerCertificate).slice(0, 16)}`;
 }
 
 /** The cipher the device itself used is the one it has shown it can decrypt. */
