@@ -1,8 +1,10 @@
+import type { Client } from '@temporalio/client';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Database } from '../db/client.js';
 import type { HsmToken } from '../hsm/token.js';
 import { mdmRoutes } from './mdm-routes.js';
+import { operatorRoutes } from './operator-routes.js';
 import { revocationRoutes, revocationService } from './revocation-routes.js';
 import { type ScepDeps, scepRoutes } from './scep/routes.js';
 
@@ -11,6 +13,8 @@ export interface AppDeps extends ScepDeps {
   db: Database;
   /** The HSM, where this process holds it: signs OCSP responses (and a CA's first CRL on demand). */
   token?: HsmToken;
+  /** The operator API and MDM removal webhooks signal and query device lifecycles through it. */
+  temporal: Client;
 }
 
 /** The HTTP surface: SCEP and a health probe. Errors never escape as crashes or stack traces. */
@@ -21,6 +25,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route('/', scepRoutes({ ...deps, revocation }));
   app.route('/', revocationRoutes(revocation));
   app.route('/', mdmRoutes({ config: deps.config, db: deps.db }));
+  app.route('/', operatorRoutes({ config: deps.config, db: deps.db, temporal: deps.temporal }));
   app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();

@@ -17,6 +17,7 @@ const server = await startApiServer(
     config,
     ras: await loadRegistrationAuthorities(token, config),
     gateway: new EnrollmentGateway(client),
+    temporal: client,
     maxBodyBytes: MAX_SCEP_BODY_BYTES,
     db: database.db,
     token,

@@ -81,6 +81,7 @@ export async function startInProcess(opts: {
       config: opts.config,
       ras,
       gateway: new EnrollmentGateway(opts.client),
+      temporal: opts.client,
       maxBodyBytes: MAX_SCEP_BODY_BYTES,
       db: opts.database.db,
       token: opts.token,

@@ -8,6 +8,7 @@ import { createEnrollmentActivities, createHsmActivities } from '../activities/i
 import { PROJECT_ROOT } from '../config/load.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { HsmToken } from '../hsm/token.js';
+import { ensureSchedules } from '../runtime/schedules.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 
 export type QueueName = typeof TASK_QUEUE | typeof HSM_TASK_QUEUE;
@@ -47,6 +48,8 @@ export async function createWorkers(
   const workers: Worker[] = [];
   if (opts.queues.includes(TASK_QUEUE)) {
     if (!opts.client) throw new Error('the pki queue needs a Temporal client');
+    // CRL refresh and Intune revocation sync: created once, idempotent at every pki worker start.
+    await ensureSchedules(opts.client, opts.config);
     const sealer = await opts.token.sealer('field-encryption');
     // Production runs the bundle that was built and reviewed; anywhere else the sources, so a stale
     // dist/ can never run old workflow code beside new activities.

@@ -65,6 +65,15 @@ beforeAll(async () => {
           },
         }),
       );
+      // The same upstream, but nobody answers an escalation for more than 3 s.
+      const atlasProfile = config.profiles[config.profiles.length - 1]!;
+      config.profiles.push(
+        profileSchema.parse({
+          ...atlasProfile,
+          name: 'atlas-unattended',
+          escalation: { ...atlasProfile.escalation, deadlineSeconds: 3 },
+        }),
+      );
     },
   });
 });
@@ -240,5 +249,32 @@ describe('GlobalSign Atlas behind a slow or broken upstream', () => {
     expect(row).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' });
     expect(atlas.count('PATCH', '/certificates')).toBe(1);
     expect([...atlas.certificates.values()].filter((c) => c.status === 'REVOKED')).toHaveLength(1);
+  }, 60_000);
+
+  it('fails an escalated enrollment nobody decides on once the escalation deadline passes', async () => {
+    atlas.failNext(1_000, 503);
+    try {
+      const enrolled = await certmongerEnroll({
+        url: `${pipeline.url}/scep/atlas-unattended`,
+        cn: 'atlas-unattended',
+        challenge: 'test-challenge',
+        untilPending: true,
+      });
+      expect(enrolled.state, enrolled.log).toBe('PENDING');
+      const [failed] = await waitForWorkflows(
+        pipeline.client,
+        'DeviceId="atlas-unattended" AND PkiStatus="Failed"',
+        1,
+        30_000,
+      );
+      const [row] = await pipeline.db.db
+        .select()
+        .from(enrollments)
+        .where(eq(enrollments.id, failed!.workflowId));
+      expect(row?.status).toBe('failed');
+      expect(row?.failureReason).toContain('no operator decision before the escalation deadline');
+    } finally {
+      atlas.failNext(0);
+    }
   }, 60_000);
 });

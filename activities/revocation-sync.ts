@@ -1,0 +1,88 @@
+/**
+ * `pki` queue activities of the scheduled revocation work: Intune's revocation channel
+ * (workflows/intune-revocation-sync.ts) and CRL freshness (workflows/crl-refresh.ts).
+ */
+import type { Client } from '@temporalio/client';
+import { inArray } from 'drizzle-orm';
+import type { PkiConfig } from '../config/profile-types.js';
+import type { Database } from '../db/client.js';
+import { crls } from '../db/schema.js';
+import { queryLifecycleState, signalRevoke } from '../runtime/device-lifecycle-client.js';
+import { deviceWorkflowId, type RevokePayload } from '../workflows/definitions.js';
+import { createIntuneRevocationActivities, type IntuneRevocationDeps } from './mdm/intune-revocation.js';
+import type { RevocationSyncActivities } from './types.js';
+
+export interface RevocationSyncDeps extends IntuneRevocationDeps {
+  temporal: Client;
+}
+
+export function createRevocationSyncActivities(deps: RevocationSyncDeps): RevocationSyncActivities {
+  return {
+    ...createIntuneRevocationActivities(deps),
+    signalLifecycleRevocations: (input) => signalLifecycleRevocations(deps.temporal, input),
+    listCrlsDue: (input) => listCrlsDue(deps.db, deps.config, input),
+  };
+}
+
+/**
+ * The lifecycle is told only when the revoked certificate is its current one: `revoke` revokes the
+ * current certificate, so signalling it for an older (superseded) one would revoke the wrong one.
+ * A redelivered signal is harmless (revokeCertificate is idempotent, the status is already Revoked).
+ */
+export async function signalLifecycleRevocations(
+  client: Client,
+  input: Parameters<RevocationSyncActivities['signalLifecycleRevocations']>[0],
+): Promise<{ signalled: string[] }> {
+  const signalled: string[] = [];
+  for (const { profile, deviceId, serialHex } of input.revoked) {
+    const workflowId = deviceWorkflowId(profile, deviceId);
+    let state: Awaited<ReturnType<typeof queryLifecycleState>>;
+    try {
+      state = await queryLifecycleState(client, workflowId);
+    } catch (err) {
+      // No lifecycle (never handed off, or past retention): the certificate row is what counts.
+      if ((err as Error).name === 'WorkflowNotFoundError') continue;
+      throw err;
+    }
+    if (state.current?.serialHex !== serialHex || state.status === 'Revoked' || state.removed) continue;
+    const sent = await signalRevoke(
+      client,
+      { profile, deviceId },
+      { reason: narrow(input.reason), by: input.by },
+    );
+    if (sent.outcome === 'signalled') signalled.push(workflowId);
+  }
+  return { signalled };
+}
+
+/** RevokePayload has no certificateHold: a hold is never what a revocation sync means. */
+function narrow(
+  reason: Parameters<RevocationSyncActivities['signalLifecycleRevocations']>[0]['reason'],
+): NonNullable<RevokePayload['reason']> {
+  return reason === 'certificateHold' ? 'unspecified' : reason;
+}
+
+/** Local issuing CAs (one per key label) with no CRL yet or one whose nextUpdate is near. */
+export async function listCrlsDue(
+  db: Database,
+  config: PkiConfig,
+  input: { withinSeconds: number },
+): Promise<Array<{ issuingCa: string; nextUpdate: string | null }>> {
+  const labels = [
+    ...new Set(config.profiles.flatMap((p) => (p.ca.type === 'local-hsm' ? [p.ca.keyLabel] : []))),
+  ];
+  if (labels.length === 0) return [];
+  const rows = await db
+    .select({ issuingCa: crls.issuingCa, nextUpdate: crls.nextUpdate, crlNumber: crls.crlNumber })
+    .from(crls)
+    .where(inArray(crls.issuingCa, labels));
+  const horizon = Date.now() + input.withinSeconds * 1000;
+  return labels.flatMap((issuingCa): Array<{ issuingCa: string; nextUpdate: string | null }> => {
+    const row = rows.find((r) => r.issuingCa === issuingCa);
+    // crlNumber 0 is the placeholder publishCrl locks before its first CRL: no CRL yet.
+    if (!row || row.crlNumber === 0) return [{ issuingCa, nextUpdate: null }];
+    return row.nextUpdate.getTime() <= horizon
+      ? [{ issuingCa, nextUpdate: row.nextUpdate.toISOString() }]
+      : [];
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * The Temporal Schedules of the product, created at the start of every `pki` worker (idempotent:
+ * an existing schedule is left as it is, so several workers starting together are fine).
+ *
+ * - `crl-refresh`: hourly, workflow `refreshCrls` re-signs every local CA's CRL whose nextUpdate is
+ *   within 6 hours (CRLs are valid 24 hours).
+ * - `intune-revocations/<profile>`: per Intune profile, every INTUNE_REVOCATION_SYNC_MINUTES
+ *   (default 15), workflow `intuneRevocationSync` answers Intune's revocation requests.
+ *
+ * Operators see them in the Web UI (Schedules) and with `temporal schedule list`; `temporal schedule
+ * trigger --schedule-id crl-refresh` runs one now. A schedule whose profile was removed from the
+ * config is not deleted here: `temporal schedule delete --schedule-id intune-revocations/<profile>`.
+ */
+import { type Client, ScheduleAlreadyRunning, type ScheduleOptions } from '@temporalio/client';
+import type { PkiConfig } from '../config/profile-types.js';
+import { PkiProfileKey, TASK_QUEUE } from '../workflows/definitions.js';
+
+export const CRL_REFRESH_SCHEDULE_ID = 'crl-refresh';
+export const intuneRevocationScheduleId = (profile: string) => `intune-revocations/${profile}`;
+
+export interface ScheduleSettings {
+  intuneRevocationSyncMinutes: number;
+}
+
+export function scheduleSettings(env: NodeJS.ProcessEnv = process.env): ScheduleSettings {
+  const minutes = Number(env.INTUNE_REVOCATION_SYNC_MINUTES || 15);
+  if (!Number.isFinite(minutes) || minutes < 1 || minutes > 24 * 60)
+    throw new Error('INTUNE_REVOCATION_SYNC_MINUTES must be a number of minutes from 1 to 1440');
+  return { intuneRevocationSyncMinutes: minutes };
+}
+
+/** What ensureSchedules creates for this configuration (also used by tests and docs). */
+export function productSchedules(config: PkiConfig, settings: ScheduleSettings): ScheduleOptions[] {
+  const schedules: ScheduleOptions[] = [
+    {
+      scheduleId: CRL_REFRESH_SCHEDULE_ID,
+      spec: { intervals: [{ every: '1 hour' }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'refreshCrls',
+        workflowId: 'crl-refresh',
+        taskQueue: TASK_QUEUE,
+        args: [],
+        workflowExecutionTimeout: '50 minutes',
+      },
+      policies: { overlap: 'SKIP', catchupWindow: '1 hour' },
+    },
+  ];
+  for (const profile of config.profiles) {
+    if (profile.mdm.type !== 'intune') continue;
+    schedules.push({
+      scheduleId: intuneRevocationScheduleId(profile.name),
+      spec: { intervals: [{ every: `${settings.intuneRevocationSyncMinutes} minutes` }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'intuneRevocationSync',
+        workflowId: intuneRevocationScheduleId(profile.name),
+        taskQueue: TASK_QUEUE,
+        args: [{ profile: profile.name }],
+        typedSearchAttributes: [{ key: PkiProfileKey, value: profile.name }],
+        workflowExecutionTimeout: '1 hour',
+      },
+      policies: { overlap: 'SKIP', catchupWindow: `${settings.intuneRevocationSyncMinutes} minutes` },
+    });
+  }
+  return schedules;
+}
+
+/** Creates the missing schedules; returns the ids it created (the others already existed). */
+export async function ensureSchedules(
+  client: Client,
+  config: PkiConfig,
+  settings: ScheduleSettings = scheduleSettings(),
+): Promise<string[]> {
+  const created: string[] = [];
+  for (const options of productSchedules(config, settings)) {
+    try {
+      await client.schedule.create(options);
+      created.push(options.scheduleId);
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    }
+  }
+  return created;
+}
