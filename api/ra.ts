@@ -1,6 +1,6 @@
 import { upstreamRootLabel } from '../activities/ca/atlas.js';
 import type { PkiConfig } from '../config/profile-types.js';
-import { loadProfileChain } from '../hsm/provision.js';
+import { loadProfileChain, nextIssuingCertificate } from '../hsm/provision.js';
 import type { HsmToken } from '../hsm/token.js';
 import type { KeyTransportDecrypter, Signer } from '../pki/keys.js';
 
@@ -20,6 +20,11 @@ export interface ProfileRa {
   signer: Signer;
   /** The same key, in the HSM: opens the devices' envelopes. */
   decrypter: KeyTransportDecrypter;
+  /**
+   * GetNextCACert: the profile's next issuing CA, read from the token on each call so a rollover made
+   * by `scripts/ca-rollover.ts` shows without a restart. Absent or undefined: no rollover prepared.
+   */
+  nextIssuingCertificate?: () => Promise<Uint8Array | undefined>;
 }
 
 export async function loadRegistrationAuthorities(
@@ -45,6 +50,7 @@ export async function loadRegistrationAuthorities(
           caBundle: unique([chain.ra, ...raChain, chain.issuing, ...(upstreamRoot ? [upstreamRoot] : [])]),
           signer,
           decrypter,
+          nextIssuingCertificate: () => nextIssuingCertificate(token, config, profile.name),
         },
       ];
     }),

@@ -200,3 +200,53 @@ function newSerial(): Uint8Array {
 export function issuingCertificateLabel(profile: Profile): string {
   return profile.ca.type === 'local-hsm' ? profile.ca.keyLabel : `upstream-ca/${profile.name}`;
 }
+
+/**
+ * CA rollover (RFC 8894 4.7, GetNextCACert): the profile's next issuing CA lives beside the current
+ * one, key and certificate under `<keyLabel>/next`, until an operator promotes it.
+ */
+export function nextIssuingCaLabel(profile: Profile): string | undefined {
+  return profile.ca.type === 'local-hsm' ? `${profile.ca.keyLabel}/next` : undefined;
+}
+
+/** The next issuing CA certificate of a profile, when a rollover has been prepared. */
+export async function nextIssuingCertificate(
+  token: HsmToken,
+  config: PkiConfig,
+  profileName: string,
+): Promise<Uint8Array | undefined> {
+  const profile = config.profiles.find((p) => p.name === profileName);
+  const label = profile && nextIssuingCaLabel(profile);
+  return label ? token.certificate(label) : undefined;
+}
+
+/**
+ * Creates the next issuing CA of a local-hsm profile: a new key in the token and a certificate from
+ * the root, same subject and extensions as the current CA. Idempotent: an existing next CA is kept.
+ */
+export async function createNextIssuingCa(
+  token: HsmToken,
+  config: PkiConfig,
+  profileName: string,
+  now: Date = new Date(),
+): Promise<{ certificate: Uint8Array; created: boolean }> {
+  const profile = config.profiles.find((p) => p.name === profileName);
+  if (!profile) throw new Error(`no profile named "${profileName}" in the PKI configuration`);
+  if (profile.ca.type !== 'local-hsm')
+    throw new Error(`profile "${profileName}" has an upstream CA: its rollover happens at that CA`);
+  const label = nextIssuingCaLabel(profile)!;
+  const existing = await token.certificate(label);
+  if (existing) return { certificate: existing, created: false };
+  const rootCert = await token.certificate(config.rootCa.keyLabel);
+  if (!rootCert)
+    throw new Error(`HSM token "${token.tokenLabel}" has no root CA certificate; run \`npm run hsm:init\``);
+  const notBefore = new Date(now.getTime() - BACKDATE_MS);
+  const certificate = await ensureIssuingCa(
+    token,
+    { ...profile.ca, keyLabel: label },
+    config.rootCa.keyLabel,
+    rootCert,
+    notBefore,
+  );
+  return { certificate, created: true };
+}

@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
 import { capabilitiesText } from '../../pki/scep/capabilities.js';
 import { decodeGetMessageParam } from '../../pki/scep/decode.js';
-import { encodeCertsOnly } from '../../pki/scep/encode.js';
+import { encodeCertsOnly, encodeSignedCertsOnly } from '../../pki/scep/encode.js';
 import type { EnrollmentGateway } from '../enrollment-gateway.js';
 import type { ProfileRa } from '../ra.js';
 import type { RevocationService } from '../revocation-routes.js';
@@ -50,9 +50,21 @@ async function handle(c: Context, deps: ScepDeps): Promise<Response> {
 
   switch (operation) {
     case 'GetCACaps':
-      return c.text(capabilitiesText());
+      return c.text(capabilitiesText({ nextCa: (await ra.nextIssuingCertificate?.()) !== undefined }));
     case 'GetCACert':
       return binary(encodeCertsOnly(ra.caBundle), 'application/x-x509-ca-ra-cert');
+    case 'GetNextCACert': {
+      // RFC 8894 4.7: the next CA certificate in a certs-only SignedData, itself signed by the RA.
+      const next = await ra.nextIssuingCertificate?.();
+      if (!next)
+        return c.text(`profile ${profile.name} has no next CA certificate (no rollover prepared)`, 404);
+      const signed = await encodeSignedCertsOnly([next], {
+        certificate: ra.raCertificate,
+        chain: ra.raChain,
+        signer: ra.signer,
+      });
+      return binary(signed, 'application/x-x509-next-ca-cert');
+    }
     case 'PKIOperation': {
       const body = await pkiMessage(c);
       if (typeof body === 'string') return c.text(body, 400);

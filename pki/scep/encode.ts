@@ -192,3 +192,55 @@ function octets(bytes: Uint8Array): asn1js.OctetString {
 function contentInfoDer(contentType: string, content: asn1js.AsnType): Uint8Array {
   return new Uint8Array(new pkijs.ContentInfo({ contentType, content }).toSchema().toBER(false));
 }
+
+/**
+ * GetNextCACert answer (RFC 8894 4.7.1): a SignedData whose content is the degenerate certs-only
+ * SignedData holding the next CA certificate(s), signed by the RA like a CertRep (contentType,
+ * signingTime and messageDigest signed attributes, in DER order).
+ */
+export async function encodeSignedCertsOnly(
+  certificates: Uint8Array[],
+  ra: RaSigner,
+  digest: HashName = 'SHA-256',
+): Promise<Uint8Array> {
+  const content = encodeCertsOnly(certificates);
+  const nodeHash = digest.replace('-', '').toLowerCase();
+  const attributes = derSorted(
+    (
+      [
+        [CMS.contentType, new asn1js.ObjectIdentifier({ value: CMS.data })],
+        [CMS.signingTime, new asn1js.UTCTime({ valueDate: new Date() })],
+        [CMS.messageDigest, octets(createHash(nodeHash).update(content).digest())],
+      ] as Array<[string, asn1js.AsnType]>
+    ).map(([type, value]) => new pkijs.Attribute({ type, values: [value] })),
+  );
+  const setDer = new Uint8Array(new asn1js.Set({ value: attributes.map((a) => a.toSchema()) }).toBER(false));
+  const signature = await ra.signer.sign(setDer, digest);
+  const raCert = pkijs.Certificate.fromBER(ra.certificate);
+  const digestAlgorithm = new pkijs.AlgorithmIdentifier({ algorithmId: DIGEST_OID_BY_NAME[digest] });
+  const signedData = new pkijs.SignedData({
+    version: 1,
+    digestAlgorithms: [digestAlgorithm],
+    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: CMS.data }),
+    certificates: [raCert, ...(ra.chain ?? []).map((der) => pkijs.Certificate.fromBER(der))],
+    signerInfos: [
+      new pkijs.SignerInfo({
+        version: 1,
+        sid: issuerAndSerialOf(raCert),
+        digestAlgorithm,
+        signedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes }),
+        signatureAlgorithm: signatureAlgorithm(ra.signer, digest),
+        signature: octets(signature),
+      }),
+    ],
+  });
+  const schema = signedData.toSchema(true);
+  // One primitive OCTET STRING for the eContent, as in encodeCertRep.
+  schema.valueBlock.value[2] = new asn1js.Sequence({
+    value: [
+      new asn1js.ObjectIdentifier({ value: CMS.data }),
+      new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [octets(content)] }),
+    ],
+  });
+  return contentInfoDer(CMS.signedData, schema);
+}
