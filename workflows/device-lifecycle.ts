@@ -104,8 +104,9 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
   async function adopt(certificate: DeviceCertificate): Promise<boolean> {
     state.seenSerials = [...state.seenSerials, certificate.serialHex].slice(-SEEN_SERIALS_KEPT);
     const previous = state.current;
-    // An older certificate delivered late never replaces a newer one.
-    if (previous && Date.parse(certificate.notAfter) <= Date.parse(previous.notAfter)) return false;
+    // An older certificate delivered late never replaces a newer one. Equal notAfter is a renewal
+    // within the same second (certificate times have one-second resolution): it is the newer one.
+    if (previous && Date.parse(certificate.notAfter) < Date.parse(previous.notAfter)) return false;
     if (
       previous &&
       state.status !== 'Revoked' &&
