@@ -3,6 +3,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -58,6 +59,9 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     seenSerials: [],
   };
   const commands: Command[] = [];
+  // Ignored duplicate signals grow the history too: wake up when Temporal suggests a fresh run, not
+  // only at the next timer. Patched, so histories recorded before this replay as they were.
+  const wakeOnHistorySuggestion = patched('wake-on-continue-as-new-suggestion');
 
   setHandler(deviceStateQuery, () => state);
   setHandler(certificateIssuedSignal, (certificate) => {
@@ -95,7 +99,7 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
 
     const wakeAt = nextDeadline();
     await condition(
-      () => commands.length > 0,
+      () => commands.length > 0 || (wakeOnHistorySuggestion && workflowInfo().continueAsNewSuggested),
       wakeAt === undefined ? undefined : Math.max(wakeAt - Date.now(), 1),
     );
   }
