@@ -2,7 +2,6 @@
  * HTTP endpoints that create one-time challenges: Jamf's SCEPChallenge webhook (Jamf asks for a
  * challenge to put in the SCEP payload it sends a device) and the operator API (NDES-style).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
@@ -10,6 +9,7 @@ import { createOneTimeChallenge } from '../activities/mdm/one-time-challenge.js'
 import { findProfile } from '../config/load.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
+import { basicAuthMatches, bearerMatches } from './http-auth.js';
 
 export interface MdmRoutesDeps {
   config: PkiConfig;
@@ -123,29 +123,6 @@ async function jsonOf(c: Context): Promise<unknown> {
   } catch {
     return undefined;
   }
-}
-
-function basicAuthMatches(header: string | undefined, user: string, password: string): boolean {
-  const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
-  const decoded = match ? Buffer.from(match[1]!, 'base64').toString('utf8') : '';
-  const colon = decoded.indexOf(':');
-  const [givenUser, givenPassword] =
-    colon < 0 ? ['', ''] : [decoded.slice(0, colon), decoded.slice(colon + 1)];
-  // Both compared, always: the time taken says nothing about which one was wrong.
-  const userOk = sameSecret(givenUser, user);
-  const passwordOk = sameSecret(givenPassword, password);
-  return colon >= 0 && userOk && passwordOk;
-}
-
-function bearerMatches(header: string | undefined, expected: string): boolean {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-  return sameSecret(match?.[1] ?? '', expected) && match !== null;
-}
-
-/** Constant time whatever the lengths: digests are compared, never the strings. */
-function sameSecret(given: string, expected: string): boolean {
-  const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
-  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function issues(error: z.ZodError): string {

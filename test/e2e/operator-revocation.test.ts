@@ -283,7 +283,7 @@ describe('operator revocation', () => {
     };
     const entry = body.enrollments.find((e) => e.deviceId === 'ops-refused');
     expect(entry?.workflowId).toMatch(/^enroll\/ops\//);
-    expect(entry?.failure?.reason).toBeTruthy();
+    expect(entry?.failure?.reason).toBe('challenge password does not match');
 
     const escalated = await fetch(`${pipeline.url}/operator/enrollments?status=escalated`, {
       headers: bearer,

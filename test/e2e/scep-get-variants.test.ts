@@ -60,8 +60,9 @@ describe('a real certmonger GET PKIOperation, replayed with its message re-encod
     captured = operations[0]!;
     expect(captured.method).toBe('GET');
     const message = new URL(captured.path, 'http://x').searchParams.get('message');
-    expect(message).toBeTruthy();
+    expect(message).toMatch(/^[A-Za-z0-9+/= _-]{100,}$/);
     der = Buffer.from(message!, 'base64');
+    expect(der[0]).toBe(0x30); // a DER SEQUENCE: the pkiMessage itself
   }, 120_000);
 
   /** Sends one GET and opens the CertRep as certmonger would; returns the certificate's serial. */

@@ -1,0 +1,87 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../config/load.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
+import { scepclientEnroll } from '../support/scep-clients.js';
+import { waitForWorkflows } from '../support/temporal.js';
+import { temporalCli } from '../support/temporal-cli.js';
+
+/**
+ * Non-determinism is what breaks long-lived workflows after a deploy. Histories recorded from real
+ * runs are committed under test/fixtures/histories/ and replayed against today's workflow code:
+ * a change that would break a running enrollment or device lifecycle fails here first.
+ * `UPDATE_HISTORY_FIXTURES=1 npm test -- test/e2e/workflow-replay.test.ts` records new ones (keep the
+ * old files: running workflows still have those histories).
+ */
+const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+let pipeline: Pipeline;
+
+beforeAll(async () => {
+  pipeline = await startPipeline();
+});
+afterAll(async () => {
+  await pipeline?.stop();
+});
+
+describe('workflow histories replay against the current workflow code', () => {
+  it('replays an enrollment and a device lifecycle recorded in this run', async () => {
+    const run = await scepclientEnroll({
+      url: `${pipeline.url}/scep`,
+      challenge: 'test-challenge',
+      cn: 'replay-laptop',
+    });
+    expect(run.code, run.output).toBe(0);
+    const [enrollment] = await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="enrollment" AND DeviceId="replay-laptop" AND ExecutionStatus="Completed"',
+      1,
+    );
+    // The lifecycle's first run, closed by continue-as-new once it adopted the certificate: replaying
+    // an open run (timer pending) would wait for events that have not happened yet.
+    const [lifecycle] = await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="deviceLifecycle" AND DeviceId="replay-laptop" AND ExecutionStatus="ContinuedAsNew"',
+      1,
+    );
+    const recorded = {
+      enrollment: await pipeline.client.workflow.getHandle(enrollment!.workflowId).fetchHistory(),
+      'device-lifecycle': await pipeline.client.workflow
+        .getHandle(lifecycle!.workflowId, lifecycle!.runId)
+        .fetchHistory(),
+    };
+    for (const [name, history] of Object.entries(recorded)) {
+      await Worker.runReplayHistory({ workflowsPath }, history, `${name}-this-run`);
+      if (process.env.UPDATE_HISTORY_FIXTURES) {
+        // Exported the way an operator would, with the temporal CLI.
+        const { workflowId, runId } = name === 'enrollment' ? enrollment! : lifecycle!;
+        const shown = await temporalCli(pipeline, [
+          'workflow',
+          'show',
+          '--workflow-id',
+          workflowId,
+          '--run-id',
+          runId,
+          '--output',
+          'json',
+        ]);
+        expect(shown.code, shown.output).toBe(0);
+        mkdirSync(FIXTURES, { recursive: true });
+        writeFileSync(join(FIXTURES, `${name}-${new Date().toISOString().slice(0, 10)}.json`), shown.output);
+      }
+    }
+  }, 120_000);
+
+  it('replays every committed history', async () => {
+    const files = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((f) => f.endsWith('.json')) : [];
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      // The JSON `temporal workflow show --output json` writes, as the SDK accepts it.
+      const history: unknown = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8'));
+      await Worker.runReplayHistory({ workflowsPath }, history, file);
+    }
+  }, 120_000);
+});
