@@ -1,9 +1,10 @@
+import { ApplicationFailure } from '@temporalio/common';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
 import type { HsmToken } from '../../hsm/token.js';
 import type { CertificateIssuer } from './issuer.js';
 import { localHsmIssuer } from './local-hsm.js';
 
-/** One adapter per CA product, chosen by the profile. */
+/** The issuer of the `pki-hsm` queue for a profile: our CA, whose keys are in the HSM. */
 export function certificateIssuerFor(
   token: HsmToken,
   config: PkiConfig,
@@ -13,6 +14,10 @@ export function certificateIssuerFor(
     case 'local-hsm':
       return localHsmIssuer(token, config, profile, profile.ca);
     case 'globalsign-atlas':
-      throw new Error(`profile ${profile.name}: the GlobalSign Atlas issuer is not available in this build`);
+      // An upstream CA holds its own keys: it issues through the pki queue (issueUpstream), never here.
+      throw ApplicationFailure.nonRetryable(
+        `profile ${profile.name} issues through GlobalSign Atlas on the pki queue, not on pki-hsm`,
+        'UnknownProfile',
+      );
   }
 }
