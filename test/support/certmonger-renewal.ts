@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isolatedCertmongerDir, isolatedCertmongerEnv } from './certmonger.js';
 import { exec } from './scep-clients.js';
 
 export interface CertmongerRenewalRun {
@@ -28,8 +28,7 @@ export async function certmongerEnrollAndRenew(opts: {
   resubmitChallenge: string;
   timeoutMs?: number;
 }): Promise<CertmongerRenewalRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'certmonger-renew-'));
-  for (const sub of ['home', 'requests', 'cas', 'local', 'tmp', 'config']) mkdirSync(join(dir, sub));
+  const dir = isolatedCertmongerDir();
   const script = `
     set -u
     certmonger -s -n >"$DIR/daemon.log" 2>&1 &
@@ -59,21 +58,11 @@ export async function certmongerEnrollAndRenew(opts: {
     getcert list -s >>"$DIR/getcert.log" 2>&1
   `;
   const env = {
-    ...process.env,
-    DIR: dir,
+    ...isolatedCertmongerEnv(dir),
     URL: opts.url,
     CN: opts.cn,
     CHALLENGE: opts.challenge,
     RESUBMIT_CHALLENGE: opts.resubmitChallenge,
-    HOME: join(dir, 'home'),
-    XDG_CONFIG_HOME: join(dir, 'home', '.config'),
-    XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
-    CERTMONGER_REQUESTS_DIR: join(dir, 'requests'),
-    CERTMONGER_CAS_DIR: join(dir, 'cas'),
-    CERTMONGER_LOCAL_CA_DIR: join(dir, 'local'),
-    CERTMONGER_TMPDIR: join(dir, 'tmp'),
-    CERTMONGER_CONFIG_DIR: join(dir, 'config'),
-    CERTMONGER_SYSTEM_LOCK_FILE: join(dir, 'lock'),
   };
   const session = await exec('dbus-run-session', ['--', 'bash', '-c', script], {
     env,

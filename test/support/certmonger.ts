@@ -29,8 +29,7 @@ export async function certmongerEnroll(opts: {
   untilPending?: boolean;
   timeoutMs?: number;
 }): Promise<CertmongerRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'certmonger-'));
-  for (const sub of ['home', 'requests', 'cas', 'local', 'tmp', 'config']) mkdirSync(join(dir, sub));
+  const dir = isolatedCertmongerDir();
   const script = `
     set -u
     certmonger -s -n >"$DIR/daemon.log" 2>&1 &
@@ -54,21 +53,11 @@ export async function certmongerEnroll(opts: {
     getcert list -s >>"$DIR/getcert.log" 2>&1
   `;
   const env = {
-    ...process.env,
-    DIR: dir,
+    ...isolatedCertmongerEnv(dir),
     URL: opts.url,
     CN: opts.cn,
     CHALLENGE: opts.challenge,
     UNTIL_PENDING: opts.untilPending ? '1' : '0',
-    HOME: join(dir, 'home'),
-    XDG_CONFIG_HOME: join(dir, 'home', '.config'),
-    XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
-    CERTMONGER_REQUESTS_DIR: join(dir, 'requests'),
-    CERTMONGER_CAS_DIR: join(dir, 'cas'),
-    CERTMONGER_LOCAL_CA_DIR: join(dir, 'local'),
-    CERTMONGER_TMPDIR: join(dir, 'tmp'),
-    CERTMONGER_CONFIG_DIR: join(dir, 'config'),
-    CERTMONGER_SYSTEM_LOCK_FILE: join(dir, 'lock'),
   };
   const session = await exec('dbus-run-session', ['--', 'bash', '-c', script], {
     env,
@@ -203,4 +192,31 @@ export async function certmongerPoll(
   if (opened.code !== 0) throw new Error(`certmonger's envelope did not open: ${opened.output}`);
   const [certificate] = await certsFromPkcs7(readFileSync(join(enrolled.dir, 'certs.p7')), enrolled.dir);
   return { ...polled, certificate };
+}
+
+/** A work directory for one throwaway certmonger daemon, with the folders it keeps its state in. */
+export function isolatedCertmongerDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'certmonger-'));
+  for (const sub of ['home', 'requests', 'cas', 'local', 'tmp', 'config']) mkdirSync(join(dir, sub));
+  return dir;
+}
+
+/**
+ * The environment that keeps a certmonger daemon and its session bus inside `dir`: as root it would
+ * otherwise write to /var/lib/certmonger. `DIR` is what the session scripts refer to.
+ */
+export function isolatedCertmongerEnv(dir: string): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DIR: dir,
+    HOME: join(dir, 'home'),
+    XDG_CONFIG_HOME: join(dir, 'home', '.config'),
+    XDG_DATA_HOME: join(dir, 'home', '.local', 'share'),
+    CERTMONGER_REQUESTS_DIR: join(dir, 'requests'),
+    CERTMONGER_CAS_DIR: join(dir, 'cas'),
+    CERTMONGER_LOCAL_CA_DIR: join(dir, 'local'),
+    CERTMONGER_TMPDIR: join(dir, 'tmp'),
+    CERTMONGER_CONFIG_DIR: join(dir, 'config'),
+    CERTMONGER_SYSTEM_LOCK_FILE: join(dir, 'lock'),
+  };
 }
