@@ -56,3 +56,29 @@ describe('a profile whose issuing CA is EC P-256', () => {
     expect(text.output).toMatch(/Digital Signature, Key Encipherment/);
   }, 120_000);
 });
+
+describe('the NDES path', () => {
+  it('selects the profile named in message= (GetCACert of each profile carries its own issuing CA)', async () => {
+    const subjects = async (message: string) => {
+      const response = await fetch(
+        `${pipeline.url}/cgi-bin/pkiclient.exe?operation=GetCACert&message=${message}`,
+      );
+      expect(response.status).toBe(200);
+      const certs = await certsFromPkcs7(new Uint8Array(await response.arrayBuffer()), work);
+      const texts = await Promise.all(
+        certs.map(async (pem, i) => {
+          writeFileSync(join(work, `ndes-${message}-${i}.pem`), pem);
+          return (
+            await openssl(['x509', '-in', join(work, `ndes-${message}-${i}.pem`), '-noout', '-subject'])
+          ).output;
+        }),
+      );
+      return texts.join('\n');
+    };
+    expect(await subjects('ec')).toContain('EC Issuing CA');
+    expect(await subjects('ec')).not.toContain('Issuing CA (devices)');
+    expect(await subjects('devices')).toContain('Issuing CA (devices)');
+    // Anything else (a CA identifier some clients send) is the default profile, not an error.
+    expect(await subjects('MyCAIdentifier')).toContain('Issuing CA (devices)');
+  });
+});

@@ -4,6 +4,7 @@ import { devices } from '../../db/schema.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
+import { temporalCli } from '../support/temporal-cli.js';
 
 let pipeline: Pipeline;
 
@@ -50,6 +51,9 @@ describe('a device lifecycle left alone', () => {
     await expect.poll(() => deviceStatus('timer-laptop'), { timeout: 10_000 }).toBe('renewal_due');
 
     await waitForWorkflows(pipeline.client, query('RenewalOverdue'), 1, 25_000);
+    // What the operator sees with the CLI.
+    const listed = await temporalCli(pipeline, ['workflow', 'list', '--query', 'PkiStatus="RenewalOverdue"']);
+    expect(listed.output).toContain('device/devices/timer-laptop');
     await expect.poll(() => deviceStatus('timer-laptop'), { timeout: 10_000 }).toBe('renewal_overdue');
 
     await waitForWorkflows(pipeline.client, query('Expired'), 1, 35_000);
