@@ -40,7 +40,6 @@ export interface RaSigner {
 export async function encodeCertRep(rep: CertRep, ra: RaSigner): Promise<Uint8Array> {
   // SHA-1 requests still get a SHA-256 answer: every client that does SHA-1 also verifies SHA-256.
   const digest: HashName = rep.digest === 'SHA-1' ? 'SHA-256' : rep.digest;
-  const nodeHash = digest.replace('-', '').toLowerCase();
 
   // FAILURE and PENDING carry no pkcsPKIEnvelope (RFC 8894 3.3.2), but the eContent must still be
   // present as an empty OCTET STRING: certmonger (OpenSSL PKCS7_verify) rejects an absent one with
@@ -59,13 +58,28 @@ export async function encodeCertRep(rep: CertRep, ra: RaSigner): Promise<Uint8Ar
       new asn1js.PrintableString({ value: String(FAIL_INFO_CODES[rep.failInfo]) }),
     ]);
   }
+  return signedByRa(content, scepAttrs, ra, digest);
+}
+
+/**
+ * SignedData over `content`, signed by the RA in the HSM: contentType, signingTime and messageDigest
+ * plus the given SCEP attributes, DER-sorted as a SET OF must be (Go clients re-encode and check),
+ * the RA certificate and its chain included.
+ */
+async function signedByRa(
+  content: Uint8Array,
+  scepAttributes: Array<[string, asn1js.AsnType]>,
+  ra: RaSigner,
+  digest: HashName,
+): Promise<Uint8Array> {
+  const nodeHash = digest.replace('-', '').toLowerCase();
   const cmsAttrs: Array<[string, asn1js.AsnType]> = [
     [CMS.contentType, new asn1js.ObjectIdentifier({ value: CMS.data })],
     [CMS.signingTime, new asn1js.UTCTime({ valueDate: new Date() })],
     [CMS.messageDigest, octets(createHash(nodeHash).update(content).digest())],
   ];
   const attributes = derSorted(
-    [...cmsAttrs, ...scepAttrs].map(([type, value]) => new pkijs.Attribute({ type, values: [value] })),
+    [...cmsAttrs, ...scepAttributes].map(([type, value]) => new pkijs.Attribute({ type, values: [value] })),
   );
 
   // The signature covers the attributes encoded as a SET OF (RFC 5652 5.4), in DER order.
@@ -203,44 +217,5 @@ export async function encodeSignedCertsOnly(
   ra: RaSigner,
   digest: HashName = 'SHA-256',
 ): Promise<Uint8Array> {
-  const content = encodeCertsOnly(certificates);
-  const nodeHash = digest.replace('-', '').toLowerCase();
-  const attributes = derSorted(
-    (
-      [
-        [CMS.contentType, new asn1js.ObjectIdentifier({ value: CMS.data })],
-        [CMS.signingTime, new asn1js.UTCTime({ valueDate: new Date() })],
-        [CMS.messageDigest, octets(createHash(nodeHash).update(content).digest())],
-      ] as Array<[string, asn1js.AsnType]>
-    ).map(([type, value]) => new pkijs.Attribute({ type, values: [value] })),
-  );
-  const setDer = new Uint8Array(new asn1js.Set({ value: attributes.map((a) => a.toSchema()) }).toBER(false));
-  const signature = await ra.signer.sign(setDer, digest);
-  const raCert = pkijs.Certificate.fromBER(ra.certificate);
-  const digestAlgorithm = new pkijs.AlgorithmIdentifier({ algorithmId: DIGEST_OID_BY_NAME[digest] });
-  const signedData = new pkijs.SignedData({
-    version: 1,
-    digestAlgorithms: [digestAlgorithm],
-    encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: CMS.data }),
-    certificates: [raCert, ...(ra.chain ?? []).map((der) => pkijs.Certificate.fromBER(der))],
-    signerInfos: [
-      new pkijs.SignerInfo({
-        version: 1,
-        sid: issuerAndSerialOf(raCert),
-        digestAlgorithm,
-        signedAttrs: new pkijs.SignedAndUnsignedAttributes({ type: 0, attributes }),
-        signatureAlgorithm: signatureAlgorithm(ra.signer, digest),
-        signature: octets(signature),
-      }),
-    ],
-  });
-  const schema = signedData.toSchema(true);
-  // One primitive OCTET STRING for the eContent, as in encodeCertRep.
-  schema.valueBlock.value[2] = new asn1js.Sequence({
-    value: [
-      new asn1js.ObjectIdentifier({ value: CMS.data }),
-      new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [octets(content)] }),
-    ],
-  });
-  return contentInfoDer(CMS.signedData, schema);
+  return signedByRa(encodeCertsOnly(certificates), [], ra, digest);
 }
