@@ -8,7 +8,7 @@ import type { LocalCaConfig, PkiConfig, Profile } from '../config/profile-types.
 import type { Database } from '../db/client.js';
 import { auditEvents, certificates, crls, upstreamSubmissions } from '../db/schema.js';
 import type { HsmToken } from '../hsm/token.js';
-import { buildCrl, crlInfo, REASON_CODES } from '../pki/x509/crl.js';
+import { buildCrl, crlInfo, REASON_CODES, revocationReasonOf } from '../pki/x509/crl.js';
 import { atlasClientFromConfig } from './ca/atlas-client.js';
 import type { HsmActivities, RevocationReason } from './types.js';
 
@@ -175,7 +175,7 @@ export async function publishCrl(
       entries: revoked.map((r) => ({
         serialHex: r.serialHex,
         revokedAt: r.revokedAt ?? thisUpdate,
-        reason: asReason(r.reason),
+        reason: revocationReasonOf(r.reason),
       })),
     });
     await tx
@@ -246,8 +246,4 @@ export function localCaOf(config: PkiConfig, issuingCa: string): LocalCaConfig |
 async function latestCrlLists(db: Database, issuingCa: string, serialHex: string): Promise<boolean> {
   const crl = await latestCrl(db, issuingCa);
   return crl ? crlInfo(crl.der).serials.includes(serialHex) : false;
-}
-
-function asReason(stored: string | null): RevocationReason {
-  return stored && Object.hasOwn(REASON_CODES, stored) ? (stored as RevocationReason) : 'unspecified';
 }

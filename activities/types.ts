@@ -2,6 +2,7 @@
  * The activities the workflows call, as types only (workflows import nothing else from activities/).
  * Implementations live next to this file, one folder per external system.
  */
+import type { RevocationReason } from '../pki/x509/crl.js';
 import type {
   DeviceCertificate,
   EnrollmentInput,
@@ -147,14 +148,7 @@ export interface HsmActivities {
   publishCrl(input: { issuingCa: string }): Promise<{ crlNumber: number; nextUpdate: string }>;
 }
 
-export type RevocationReason =
-  | 'unspecified'
-  | 'keyCompromise'
-  | 'affiliationChanged'
-  | 'superseded'
-  | 'cessationOfOperation'
-  | 'certificateHold'
-  | 'privilegeWithdrawn';
+export type { RevocationReason };
 
 /** A revocation Intune asked for, as the sync workflow carries it (plain JSON). */
 export interface IntuneRevocationRequestItem {

@@ -27,6 +27,7 @@ import {
   DeviceIdKey,
   deviceWorkflowId,
   enrollmentStateQuery,
+  OPERATOR_REVOCATION_REASONS,
   PkiProfileKey,
   PkiStatusKey,
 } from '../workflows/definitions.js';
@@ -44,15 +45,6 @@ const MAX_BODY_BYTES = 64 * 1024;
 /** Header of the HMAC-signed device-removed call: hex HMAC-SHA256 of the exact body bytes. */
 export const SIGNATURE_HEADER = 'X-PKI-Signature';
 
-export const REVOCATION_REASONS = [
-  'unspecified',
-  'keyCompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-] as const;
-
 const deviceIdSchema = z
   .string()
   .min(1, 'deviceId is empty')
@@ -62,8 +54,8 @@ const deviceIdSchema = z
 
 const revokeBody = z
   .object({
-    reason: z.enum(REVOCATION_REASONS, {
-      error: `reason must be one of ${REVOCATION_REASONS.join(', ')}`,
+    reason: z.enum(OPERATOR_REVOCATION_REASONS, {
+      error: `reason must be one of ${OPERATOR_REVOCATION_REASONS.join(', ')}`,
     }),
     by: z.string().trim().min(1).max(128),
   })

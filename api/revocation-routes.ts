@@ -9,7 +9,6 @@ import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import * as pkijs from 'pkijs';
 import { latestCrl, publishCrl } from '../activities/revocation.js';
-import type { RevocationReason } from '../activities/types.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
 import { certificates } from '../db/schema.js';
@@ -23,7 +22,7 @@ import {
   parseOcspRequest,
 } from '../pki/ocsp.js';
 import { rawSubject } from '../pki/x509/certificate.js';
-import { REASON_CODES, unsignedHex } from '../pki/x509/crl.js';
+import { revocationReasonOf, unsignedHex } from '../pki/x509/crl.js';
 import type { ProfileRa } from './ra.js';
 
 /** An OCSP request is a few hundred bytes; a generous cap still keeps junk out. */
@@ -112,7 +111,7 @@ export function revocationService(deps: RevocationServiceDeps): RevocationServic
     const row = await certificateRow(ca.issuingCa, request.serialHex);
     if (!row) return answer('unknown');
     if (row.status !== 'revoked') return answer('good');
-    return answer({ revoked: { at: row.revokedAt ?? now, reason: asReason(row.reason) } });
+    return answer({ revoked: { at: row.revokedAt ?? now, reason: revocationReasonOf(row.reason) } });
   };
 
   return {
@@ -223,8 +222,4 @@ function sameName(ours: Uint8Array, theirs: Uint8Array, theirsHex: string): bool
   } catch {
     return false;
   }
-}
-
-function asReason(stored: string | null): RevocationReason {
-  return stored && Object.hasOwn(REASON_CODES, stored) ? (stored as RevocationReason) : 'unspecified';
 }

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import type { RevocationReason } from '../activities/types.js';
 import type { HashName, Signer } from './keys.js';
+import type { RevocationReason } from './x509/crl.js';
 import { REASON_CODES, unsignedHex } from './x509/crl.js';
 import { toArrayBuffer } from './x509/name.js';
 import { signTbs, wholeSeconds } from './x509/signed-tbs.js';

@@ -11,14 +11,14 @@
  */
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
-import { REVOCATION_REASONS } from '../api/operator-routes.js';
 import { runtimeSettings } from '../config/runtime.js';
 import { queryLifecycleState, signalRevoke } from '../runtime/device-lifecycle-client.js';
 import { connectTemporal } from '../runtime/services.js';
 import type { RevokePayload } from '../workflows/definitions.js';
+import { OPERATOR_REVOCATION_REASONS } from '../workflows/definitions.js';
 
 const usage = `usage: npm run revoke -- --profile <profile> --device <deviceId> [--reason <reason>] [--by <name>] [--wait]
-  reasons: ${REVOCATION_REASONS.join(', ')} (default unspecified)
+  reasons: ${OPERATOR_REVOCATION_REASONS.join(', ')} (default unspecified)
   env: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default)`;
 
 function fail(message: string, code: number): never {
@@ -50,8 +50,8 @@ const profile = values.profile as string | undefined;
 const deviceId = values.device as string | undefined;
 const reason = values.reason as string;
 if (!profile || !deviceId) fail(`--profile and --device are required\n${usage}`, 2);
-if (!(REVOCATION_REASONS as readonly string[]).includes(reason))
-  fail(`unknown reason "${reason}"; one of ${REVOCATION_REASONS.join(', ')}`, 2);
+if (!(OPERATOR_REVOCATION_REASONS as readonly string[]).includes(reason))
+  fail(`unknown reason "${reason}"; one of ${OPERATOR_REVOCATION_REASONS.join(', ')}`, 2);
 const by = (values.by as string | undefined) ?? `cli:${safeUser()}`;
 
 const settings = runtimeSettings();

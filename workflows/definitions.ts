@@ -5,6 +5,7 @@
 
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { RevocationReason } from '../pki/x509/crl.js';
 
 export const TASK_QUEUE = 'pki';
 /** Only hosts with the CA keys poll this queue. */
@@ -182,16 +183,23 @@ export interface DeviceLifecycleState {
   removed?: { at: string; source: string };
 }
 
+/**
+ * The RFC 5280 reasons an operator may give. Not certificateHold: a revocation here is final, and a
+ * held certificate would have to come back.
+ */
+export const OPERATOR_REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+] as const satisfies readonly RevocationReason[];
+
 /** Operator revocation (Web UI signal, `temporal workflow signal --name revoke`, or the operator API). */
 export interface RevokePayload {
-  /** RFC 5280 reason name; default unspecified. */
-  reason?:
-    | 'unspecified'
-    | 'keyCompromise'
-    | 'affiliationChanged'
-    | 'superseded'
-    | 'cessationOfOperation'
-    | 'privilegeWithdrawn';
+  /** Default unspecified. */
+  reason?: (typeof OPERATOR_REVOCATION_REASONS)[number];
   by?: string;
 }
 /** The MDM says the device left management: its certificates are revoked and the lifecycle ends. */

@@ -3,13 +3,20 @@
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import type { RevocationReason } from '../../activities/types.js';
 import type { Signer } from '../keys.js';
 import { rawSubject, signatureAlgorithm } from './certificate.js';
 import { toArrayBuffer } from './name.js';
 import { hashForSigner, signTbs, wholeSeconds } from './signed-tbs.js';
 
-export type { RevocationReason } from '../../activities/types.js';
+/** RFC 5280 5.3.1 CRLReason names. */
+export type RevocationReason =
+  | 'unspecified'
+  | 'keyCompromise'
+  | 'affiliationChanged'
+  | 'superseded'
+  | 'cessationOfOperation'
+  | 'certificateHold'
+  | 'privilegeWithdrawn';
 
 /** RFC 5280 5.3.1 CRLReason codes. */
 export const REASON_CODES: Record<RevocationReason, number> = {
@@ -21,6 +28,11 @@ export const REASON_CODES: Record<RevocationReason, number> = {
   certificateHold: 6,
   privilegeWithdrawn: 9,
 };
+
+/** A reason as stored in the database; anything unknown reads as unspecified. */
+export function revocationReasonOf(stored: string | null): RevocationReason {
+  return stored && Object.hasOwn(REASON_CODES, stored) ? (stored as RevocationReason) : 'unspecified';
+}
 
 const OID = {
   subjectKeyIdentifier: '2.5.29.14',
