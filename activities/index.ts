@@ -1,4 +1,3 @@
-import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
@@ -47,6 +46,19 @@ export function createEnrollmentActivities(
 ): EnrollmentActivities & LifecycleActivities & RevocationSyncActivities {
   const env = deps.env ?? process.env;
   const profileOf = (name: string) => findProfile(deps.config, name) ?? unknownProfile(name);
+  // One issuer per profile: its HTTPS client keeps the mTLS key it read and the login token it holds
+  // (heartbeats go to whichever activity is running).
+  const upstreamIssuers = new Map<string, CertificateIssuer>();
+  const upstreamIssuerFor = (profile: Profile) => {
+    if (profile.ca.type !== 'globalsign-atlas')
+      throw ApplicationFailure.nonRetryable(`profile ${profile.name} has no upstream CA`, 'UnknownProfile');
+    let issuer = upstreamIssuers.get(profile.name);
+    if (!issuer) {
+      issuer = atlasIssuer(profile.ca, profile, { db: deps.db, env });
+      upstreamIssuers.set(profile.name, issuer);
+    }
+    return issuer;
+  };
   const verifiers = new Map<string, MdmVerifier>();
   const verifierFor = (profile: Profile) => {
     let verifier = verifiers.get(profile.name);
@@ -66,15 +78,7 @@ export function createEnrollmentActivities(
     },
     checkRenewalSigner: (input) => checkRenewalSigner(deps.db, input),
     async issueUpstream(input) {
-      const profile = profileOf(input.profile);
-      if (profile.ca.type !== 'globalsign-atlas')
-        throw ApplicationFailure.nonRetryable(`profile ${profile.name} has no upstream CA`, 'UnknownProfile');
-      const issuer = atlasIssuer(profile.ca, profile, {
-        db: deps.db,
-        env,
-        heartbeat: (details) => Context.current().heartbeat(details),
-      });
-      return issuer.issue(input);
+      return upstreamIssuerFor(profileOf(input.profile)).issue(input);
     },
     storeIssuedCertificate: (input) => storeIssuedCertificate(deps.db, input),
     recordEnrollment: (input) => recordEnrollment(deps.db, deps.sealer, input),
