@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
 import { HsmToken } from '../../hsm/token.js';
 import type { KeyTransportDecrypter, Signer } from '../../pki/keys.js';
+import { createThrowawayToken } from './throwaway-token.js';
 
 export const SCEP_FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'scep');
 export const scepFixture = (name: string): Buffer => readFileSync(join(SCEP_FIXTURES, name));
@@ -23,8 +22,7 @@ export interface FixtureRaToken {
  * does: the decoder's key transport really goes through PKCS#11.
  */
 export async function openFixtureRaToken(label: string): Promise<FixtureRaToken> {
-  const dir = mkdtempSync(join(tmpdir(), `${label}-`));
-  const config = await ensureSoftHsmToken({ dir: join(dir, 'hsm'), label, pin: '1234', soPin: '5678' });
+  const { dir, config } = await createThrowawayToken(label);
   execFileSync(
     'softhsm2-util',
     ['--import', scepFixturePath('ra.pk8'), '--token', label, '--label', 'ra', '--id', '01', '--pin', '1234'],

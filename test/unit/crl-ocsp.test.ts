@@ -1,19 +1,18 @@
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as pkijs from 'pkijs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PkiConfig, pkiConfigSchema } from '../../config/profile-types.js';
 import { ensurePkiHierarchy, loadProfileChain } from '../../hsm/provision.js';
-import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
-import { HsmToken } from '../../hsm/token.js';
+import type { HsmToken } from '../../hsm/token.js';
 import type { HashName, Signer } from '../../pki/keys.js';
 import { buildOcspResponse, certIdNamesIssuer, ocspError, parseOcspRequest } from '../../pki/ocsp.js';
 import { buildCertificate, certificateInfo, rawSubject } from '../../pki/x509/certificate.js';
 import { buildCrl, crlInfo } from '../../pki/x509/crl.js';
 import { encodeName } from '../../pki/x509/name.js';
+import { openThrowawayToken } from '../support/throwaway-token.js';
 
 /** Through the schema, so every default a profile has today is filled in. */
 const profile = (name: string, keyAlgorithm: string) => ({
@@ -54,22 +53,15 @@ const config: PkiConfig = pkiConfigSchema.parse({
 
 let dir: string;
 let token: HsmToken;
+let closeToken: () => Promise<void>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'crl-ocsp-test-'));
-  const hsm = await ensureSoftHsmToken({
-    dir: join(dir, 'hsm'),
-    label: 'crl-ocsp-test',
-    pin: '1234',
-    soPin: '5678',
-  });
-  token = await HsmToken.open(hsm);
+  ({ dir, token, close: closeToken } = await openThrowawayToken('crl-ocsp-test'));
   await ensurePkiHierarchy(token, config);
 });
 
 afterAll(async () => {
-  await token?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await closeToken?.();
 });
 
 const pem = (der: Uint8Array, label = 'CERTIFICATE') =>

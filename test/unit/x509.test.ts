@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
@@ -9,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalCaConfig, PkiConfig, Profile } from '../../config/profile-types.js';
 import { profileSchema } from '../../config/profile-types.js';
 import { ensurePkiHierarchy, issuingCertificateLabel, loadProfileChain } from '../../hsm/provision.js';
-import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
-import { HsmToken } from '../../hsm/token.js';
+import type { HsmToken } from '../../hsm/token.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
 import { parseCsr } from '../../pki/x509/csr.js';
 import { encodeName, nameToText } from '../../pki/x509/name.js';
+import { openThrowawayToken } from '../support/throwaway-token.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
@@ -66,22 +65,15 @@ const config: PkiConfig = {
 
 let dir: string;
 let token: HsmToken;
+let closeToken: () => Promise<void>;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'x509-test-'));
-  const hsm = await ensureSoftHsmToken({
-    dir: join(dir, 'hsm'),
-    label: 'x509-test',
-    pin: '1234',
-    soPin: '5678',
-  });
-  token = await HsmToken.open(hsm);
+  ({ dir, token, close: closeToken } = await openThrowawayToken('x509-test'));
   await ensurePkiHierarchy(token, config);
 });
 
 afterAll(async () => {
-  await token?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await closeToken?.();
 });
 
 const pem = (der: Uint8Array) =>
