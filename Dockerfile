@@ -22,7 +22,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # NODE_OPTIONS: single-DES / RC2 SCEP clients (old MDM agents, certmonger defaults) need OpenSSL's legacy provider.
 # API_HOST: listen on all interfaces inside the container (the app's default is 127.0.0.1).
+# PKI_ENV=production: refuses to start with a development setting (README "Secure by default").
+# PKI_CONFIG: mount your profiles file there; config/pki.production.example.json shows one.
 ENV NODE_ENV=production \
+    PKI_ENV=production \
+    PKI_CONFIG=/etc/device-pki/pki.json \
     NODE_OPTIONS=--openssl-legacy-provider \
     API_HOST=0.0.0.0 \
     API_PORT=8080 \

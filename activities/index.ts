@@ -1,65 +1,66 @@
+/**
+ * The activities of each task queue, built once per worker process from what that process holds:
+ * `pki` (MDM verifiers, admission, storage, hand-offs, upstream CAs; no CA key), `pki-hsm` (our CAs,
+ * whose keys are in the HSM).
+ */
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { findProfile } from '../config/load.js';
+import { lifecyclePolicy } from '../config/policies.js';
 import type { PkiConfig, Profile } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
 import { certificates } from '../db/schema.js';
-import { loadProfileChain } from '../hsm/provision.js';
 import type { HsmToken, Sealer } from '../hsm/token.js';
-import type { LifecyclePolicy } from '../workflows/definitions.js';
-import { atlasIssuer } from './ca/atlas.js';
-import { certificateIssuerFor } from './ca/index.js';
-import type { CertificateIssuer } from './ca/issuer.js';
-import { handOffToLifecycle } from './lifecycle.js';
+import type {
+  CaActivities,
+  EnrollmentActivities,
+  LifecycleActivities,
+  PkiEvent,
+  RevocationActivities,
+  RevocationSyncActivities,
+} from '../workflows/activities.js';
+import { FAILURE, HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
+import { createCaActivities } from './ca/index.js';
+import type { RandomSource } from './ca/local-hsm/serials.js';
+import { handOffToLifecycle, notifyLifecycleOfRevocation } from './lifecycle.js';
 import { mdmVerifierFor } from './mdm/index.js';
 import type { MdmVerifier } from './mdm/verifier.js';
-import { publishEvent } from './notify/index.js';
-import { createRevocationActivities } from './revocation.js';
+import { enqueueEvent } from './notify/outbox.js';
 import { createRevocationSyncActivities } from './revocation-sync.js';
-import { recordAudit } from './store/audit.js';
-import { recordDeviceStatus } from './store/device-status.js';
-import { storeIssuedCertificate } from './store/issued-certificate.js';
+import { admitEnrollment, recordApproval } from './store/admission.js';
+import { recordAudit, recordEvent } from './store/audit.js';
+import { listValidCertificates, recordDeviceStatus } from './store/device-status.js';
 import { recordEnrollment } from './store/record-enrollment.js';
 import { checkRenewalSigner } from './store/renewal-signer.js';
-import type {
-  EnrollmentActivities,
-  HsmActivities,
-  LifecycleActivities,
-  RevocationSyncActivities,
-} from './types.js';
 
-export interface ActivityDeps {
+export interface PkiActivityDeps {
   config: PkiConfig;
   db: Database;
   temporal: Client;
-  /** The token: the field-encryption key, and the issuing CA certificates sent to MDMs. */
-  token: HsmToken;
   /** The field-encryption key (sealing CSRs at rest). */
   sealer: Sealer;
   env?: NodeJS.ProcessEnv;
 }
 
-/** Activities of the `pki` queue: MDMs, upstream CAs, storage, notifications, hand-offs. */
-export function createEnrollmentActivities(
-  deps: ActivityDeps,
-): EnrollmentActivities & LifecycleActivities & RevocationSyncActivities {
+/** Runs started before the event outbox called this; it now enqueues like everything else. */
+interface CompatibilityActivities {
+  publishEvent(event: PkiEvent): Promise<void>;
+}
+
+export type PkiQueueActivities = EnrollmentActivities &
+  LifecycleActivities &
+  RevocationActivities &
+  RevocationSyncActivities &
+  CaActivities &
+  CompatibilityActivities;
+
+/** Activities of the `pki` queue. */
+export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
   const env = deps.env ?? process.env;
   const profileOf = (name: string) => findProfile(deps.config, name) ?? unknownProfile(name);
-  // One issuer per profile: its HTTPS client keeps the mTLS key it read and the login token it holds
-  // (heartbeats go to whichever activity is running).
-  const upstreamIssuers = new Map<string, CertificateIssuer>();
-  const upstreamIssuerFor = (profile: Profile) => {
-    if (profile.ca.type !== 'globalsign-atlas')
-      throw ApplicationFailure.nonRetryable(`profile ${profile.name} has no upstream CA`, 'UnknownProfile');
-    let issuer = upstreamIssuers.get(profile.name);
-    if (!issuer) {
-      issuer = atlasIssuer(profile.ca, profile, { db: deps.db, env });
-      upstreamIssuers.set(profile.name, issuer);
-    }
-    return issuer;
-  };
   const verifiers = new Map<string, MdmVerifier>();
+  // One verifier per profile: adapters cache access tokens and discovered endpoints.
   const verifierFor = (profile: Profile) => {
     let verifier = verifiers.get(profile.name);
     if (!verifier) {
@@ -69,6 +70,7 @@ export function createEnrollmentActivities(
     return verifier;
   };
   return {
+    checkRenewalSigner: (input) => checkRenewalSigner(deps.db, input),
     async verifyWithMdm({ profile, transactionId, csr }) {
       return verifierFor(profileOf(profile)).verify({
         profile,
@@ -76,23 +78,19 @@ export function createEnrollmentActivities(
         csr: Buffer.from(csr, 'base64'),
       });
     },
-    checkRenewalSigner: (input) => checkRenewalSigner(deps.db, input),
-    async issueUpstream(input) {
-      return upstreamIssuerFor(profileOf(input.profile)).issue(input);
-    },
-    storeIssuedCertificate: (input) => storeIssuedCertificate(deps.db, input),
-    recordEnrollment: (input) => recordEnrollment(deps.db, deps.sealer, input),
+    admitEnrollment: (input) => admitEnrollment(deps.db, profileOf(input.profile), input),
+    recordApproval: (input) => recordApproval(deps.db, input),
+    recordEvent: (input) => recordEvent(deps.db, profileOf(input.profile).notifications, input),
+    handOffToLifecycle: (input) =>
+      handOffToLifecycle(deps.temporal, { ...input, policy: lifecyclePolicy(profileOf(input.profile)) }),
     async notifyMdmSuccess(input) {
-      const profile = profileOf(input.profile);
-      const verifier = verifierFor(profile);
+      const verifier = verifierFor(profileOf(input.profile));
       if (!verifier.notifySuccess) return;
-      const chain = await loadProfileChain(deps.token, deps.config, profile.name);
       const context = await verifier.notifySuccess({
-        profile: profile.name,
+        profile: input.profile,
         transactionId: input.transactionId,
         csr: Buffer.from(input.csr, 'base64'),
         certificate: Buffer.from(input.issued.certificate, 'base64'),
-        issuingCaCertificate: chain.issuing,
       });
       if (context)
         await deps.db
@@ -101,21 +99,24 @@ export function createEnrollmentActivities(
           .where(eq(certificates.serialHex, input.issued.serialHex));
     },
     async notifyMdmFailure(input) {
-      const verifier = verifierFor(profileOf(input.profile));
-      await verifier.notifyFailure?.({
+      await verifierFor(profileOf(input.profile)).notifyFailure?.({
         profile: input.profile,
         transactionId: input.transactionId,
         csr: Buffer.from(input.csr, 'base64'),
         reason: input.reason,
       });
     },
-    publishEvent: (event) => publishEvent(profileOf(event.profile).notifications, event, env),
+    recordEnrollment: (input) =>
+      recordEnrollment(deps.db, deps.sealer, profileOf(input.request.profile).notifications, input),
+    recordDeviceStatus: (input) => recordDeviceStatus(deps.db, profileOf(input.profile).notifications, input),
+    listValidCertificates: (input) => listValidCertificates(deps.db, input),
     recordAudit: (input) => recordAudit(deps.db, input),
-    handOffToLifecycle: (input) =>
-      handOffToLifecycle(deps.temporal, { ...input, policy: lifecyclePolicy(profileOf(input.profile)) }),
-    recordDeviceStatus: (input) => recordDeviceStatus(deps.db, input),
+    notifyLifecycleOfRevocation: (input) => notifyLifecycleOfRevocation(deps.temporal, input),
+    publishEvent: (event) => enqueueEvent(deps.db, profileOf(event.profile).notifications, event),
     // Intune's revocation channel and CRL freshness (scheduled workflows, runtime/schedules.ts).
     ...createRevocationSyncActivities({ config: deps.config, db: deps.db, temporal: deps.temporal, env }),
+    // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm.
+    ...createCaActivities({ config: deps.config, db: deps.db, queue: TASK_QUEUE, env }),
   };
 }
 
@@ -124,37 +125,15 @@ export function createHsmActivities(deps: {
   config: PkiConfig;
   token: HsmToken;
   db: Database;
-}): HsmActivities {
-  const issuers = new Map<string, CertificateIssuer>();
-  const issuerFor = (profile: Profile) => {
-    let issuer = issuers.get(profile.name);
-    if (!issuer) {
-      issuer = certificateIssuerFor(deps.token, deps.config, profile);
-      issuers.set(profile.name, issuer);
-    }
-    return issuer;
-  };
-  return {
-    async issueCertificate(input) {
-      const profile = findProfile(deps.config, input.profile) ?? unknownProfile(input.profile);
-      return issuerFor(profile).issue(input);
-    },
-    ...createRevocationActivities({ db: deps.db, token: deps.token, config: deps.config }),
-  };
-}
-
-/** The profile's lifecycle timings, handed to the device's workflow. */
-function lifecyclePolicy(profile: Profile): LifecyclePolicy {
-  return {
-    renewalFraction: profile.renewalFraction,
-    renewalLeadSeconds: profile.lifecycle.renewalLeadSeconds,
-    overdueMarginSeconds: profile.lifecycle.overdueMarginSeconds,
-    supersededGraceSeconds: profile.lifecycle.supersededGraceSeconds,
-    publishesEvents: profile.notifications.webhooks.length > 0 || profile.notifications.email !== undefined,
-  };
+  random?: RandomSource;
+}): CaActivities {
+  return createCaActivities({ ...deps, queue: HSM_TASK_QUEUE });
 }
 
 function unknownProfile(name: string): never {
   // A workflow started for a profile this worker does not know: a deployment mismatch, not a retry case.
-  throw ApplicationFailure.nonRetryable(`profile ${name} is not configured on this worker`, 'UnknownProfile');
+  throw ApplicationFailure.nonRetryable(
+    `profile ${name} is not configured on this worker`,
+    FAILURE.unknownProfile,
+  );
 }

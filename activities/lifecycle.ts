@@ -1,6 +1,9 @@
-import type { Client } from '@temporalio/client';
+/** Talking to a device's lifecycle workflow from activities: the hand-off and revocation notices. */
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import {
+  type CertificateRevokedPayload,
   certificateIssuedSignal,
+  certificateRevokedSignal,
   type DeviceCertificate,
   DeviceIdKey,
   deviceWorkflowId,
@@ -32,4 +35,21 @@ export async function handOffToLifecycle(
       { key: PkiStatusKey, value: 'Pending' },
     ],
   });
+}
+
+/** Tells a running lifecycle that one of its certificates was revoked; false when none runs. */
+export async function notifyLifecycleOfRevocation(
+  client: Client,
+  input: { profile: string; deviceId: string } & CertificateRevokedPayload,
+): Promise<{ notified: boolean }> {
+  try {
+    await client.workflow
+      .getHandle(deviceWorkflowId(input.profile, input.deviceId))
+      .signal(certificateRevokedSignal, { serialHex: input.serialHex, reason: input.reason, by: input.by });
+    return { notified: true };
+  } catch (err) {
+    // No lifecycle (never handed off, ended, or past retention): the certificate row is what counts.
+    if (err instanceof WorkflowNotFoundError) return { notified: false };
+    throw err;
+  }
 }

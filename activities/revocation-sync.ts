@@ -8,9 +8,10 @@ import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
 import { crls } from '../db/schema.js';
 import { queryLifecycleState, signalRevoke } from '../runtime/device-lifecycle-client.js';
+import type { RevocationSyncActivities } from '../workflows/activities.js';
 import { deviceWorkflowId, type RevokePayload } from '../workflows/definitions.js';
+import { notifyLifecycleOfRevocation } from './lifecycle.js';
 import { createIntuneRevocationActivities, type IntuneRevocationDeps } from './mdm/intune-revocation.js';
-import type { RevocationSyncActivities } from './types.js';
 
 export interface RevocationSyncDeps extends IntuneRevocationDeps {
   temporal: Client;
@@ -25,9 +26,10 @@ export function createRevocationSyncActivities(deps: RevocationSyncDeps): Revoca
 }
 
 /**
- * The lifecycle is told only when the revoked certificate is its current one: `revoke` revokes the
- * current certificate, so signalling it for an older (superseded) one would revoke the wrong one.
- * A redelivered signal is harmless (revokeCertificate is idempotent, the status is already Revoked).
+ * An MDM revoking the device's current certificate revokes the device (DESIGN.md "Trust model"):
+ * its lifecycle gets `revoke`, which revokes every certificate the device still holds and blocks it
+ * until readmitted. An older (superseded) certificate is only noted (`certificateRevoked`). A
+ * redelivered signal is harmless (revocation is idempotent, the status is already Revoked).
  */
 export async function signalLifecycleRevocations(
   client: Client,
@@ -44,7 +46,18 @@ export async function signalLifecycleRevocations(
       if ((err as Error).name === 'WorkflowNotFoundError') continue;
       throw err;
     }
-    if (state.current?.serialHex !== serialHex || state.status === 'Revoked' || state.removed) continue;
+    if (state.removed || state.status === 'Revoked') continue;
+    if (state.current?.serialHex !== serialHex) {
+      const told = await notifyLifecycleOfRevocation(client, {
+        profile,
+        deviceId,
+        serialHex,
+        reason: input.reason,
+        by: input.by,
+      });
+      if (told.notified) signalled.push(workflowId);
+      continue;
+    }
     const sent = await signalRevoke(
       client,
       { profile, deviceId },

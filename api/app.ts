@@ -3,8 +3,8 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Database } from '../db/client.js';
 import type { HsmToken } from '../hsm/token.js';
-import { mdmRoutes } from './mdm-routes.js';
-import { operatorRoutes } from './operator-routes.js';
+import { mdmRoutes } from './mdm/index.js';
+import { operatorRoutes } from './operator/index.js';
 import { revocationRoutes, revocationService } from './revocation-routes.js';
 import { type ScepDeps, scepRoutes } from './scep/routes.js';
 
@@ -24,14 +24,26 @@ export function createApp(deps: AppDeps): Hono {
   const revocation = revocationService(deps);
   app.route('/', scepRoutes({ ...deps, revocation }));
   app.route('/', revocationRoutes(revocation));
-  app.route('/', mdmRoutes({ config: deps.config, db: deps.db }));
-  app.route('/', operatorRoutes({ config: deps.config, db: deps.db, temporal: deps.temporal }));
-  app.notFound((c) => c.text(`no route for ${c.req.method} ${c.req.path}`, 404));
+  const integration = { config: deps.config, db: deps.db, temporal: deps.temporal };
+  app.route('/', mdmRoutes(integration));
+  app.route('/', operatorRoutes(integration));
+  app.notFound((c) =>
+    jsonApi(c.req.path)
+      ? c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404)
+      : c.text(`no route for ${c.req.method} ${c.req.path}`, 404),
+  );
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
-    // Temporal or the HSM unreachable: the device may retry; nothing was issued.
+    // Temporal, the database or the HSM unreachable: the caller may retry; nothing was issued.
     console.error(`[api] ${c.req.method} ${c.req.path}: ${err.stack ?? err}`);
-    return c.text('enrollment service temporarily unavailable, retry later', 503);
+    return jsonApi(c.req.path)
+      ? c.json({ error: 'service temporarily unavailable, retry later' }, 503)
+      : c.text('enrollment service temporarily unavailable, retry later', 503);
   });
   return app;
+}
+
+/** The operator and integration APIs answer JSON; SCEP, CRL and OCSP answer what their clients read. */
+function jsonApi(path: string): boolean {
+  return path.startsWith('/operator/') || path.startsWith('/mdm/') || path.startsWith('/jamf/');
 }

@@ -48,7 +48,7 @@ export class EnrollmentGateway {
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes: [
         { key: PkiProfileKey, value: input.profile },
-        { key: DeviceIdKey, value: input.deviceId },
+        { key: DeviceIdKey, value: input.claimedDeviceId },
         { key: PkiStatusKey, value: 'Pending' },
       ],
     });

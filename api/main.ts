@@ -1,5 +1,4 @@
-import { loadPkiConfig } from '../config/load.js';
-import { runtimeSettings } from '../config/runtime.js';
+import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { connectTemporal, openMigratedDatabase, openToken } from '../runtime/services.js';
 import { EnrollmentGateway } from './enrollment-gateway.js';
@@ -7,8 +6,8 @@ import { loadRegistrationAuthorities } from './ra.js';
 import { startApiServer } from './server.js';
 
 /** `npm run api`: the SCEP endpoint. Stateless: run as many replicas as the load needs. */
-const settings = runtimeSettings();
-const config = loadPkiConfig();
+// Before anything is opened: a production start with a development setting stops here, naming it.
+const { settings, config } = startupConfig('api', { pinVariables: ['HSM_PIN'], servesOperators: true });
 const token = await openToken(settings);
 const client = await connectTemporal(settings);
 const database = await openMigratedDatabase(settings);

@@ -1,4 +1,4 @@
-import { upstreamRootLabel } from '../activities/ca/atlas.js';
+import { upstreamRootLabel } from '../activities/ca/globalsign-atlas/trust-chain.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import { loadProfileChain, nextIssuingCertificate } from '../hsm/provision.js';
 import type { HsmToken } from '../hsm/token.js';

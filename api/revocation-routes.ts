@@ -8,7 +8,7 @@ import { and, eq } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import * as pkijs from 'pkijs';
-import { latestCrl, publishCrl } from '../activities/revocation.js';
+import { latestCrl, publishCrl } from '../activities/ca/local-hsm/crl.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
 import { certificates } from '../db/schema.js';
@@ -23,6 +23,7 @@ import {
 } from '../pki/ocsp.js';
 import { rawSubject } from '../pki/x509/certificate.js';
 import { revocationReasonOf, unsignedHex } from '../pki/x509/crl.js';
+import { type RateLimitSettings, rateLimit } from './http/rate-limit.js';
 import type { ProfileRa } from './ra.js';
 
 /** An OCSP request is a few hundred bytes; a generous cap still keeps junk out. */
@@ -82,7 +83,7 @@ export function revocationService(deps: RevocationServiceDeps): RevocationServic
     const stored = await latestCrl(deps.db, issuingCa);
     if (stored) return stored.der;
     if (!deps.token || !cas.some((ca) => ca.issuingCa === issuingCa)) return undefined;
-    await publishCrl({ db: deps.db, token: deps.token, config: deps.config }, { issuingCa });
+    await publishCrl({ db: deps.db, token: deps.token }, { issuingCa });
     return (await latestCrl(deps.db, issuingCa))?.der;
   };
 
@@ -160,8 +161,10 @@ export function revocationService(deps: RevocationServiceDeps): RevocationServic
 }
 
 /** GET /crl/:name and the OCSP responder, over a RevocationService. */
-export function revocationRoutes(service: RevocationService): Hono {
+export function revocationRoutes(service: RevocationService, ocspRate?: RateLimitSettings): Hono {
   const app = new Hono();
+  // '/ocsp/*' also matches '/ocsp' (POST): one bucket for both forms.
+  app.use('/ocsp/*', rateLimit('ocsp', ocspRate));
 
   app.get('/crl/:name', async (c) => {
     const name = c.req.param('name');

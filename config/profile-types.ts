@@ -4,6 +4,7 @@
  * so the file can be committed.
  */
 import { z } from 'zod';
+import { templateProblems } from '../pki/admission/subject-template.js';
 
 const keyAlgorithm = z.enum(['rsa-2048', 'rsa-3072', 'rsa-4096', 'ec-p256', 'ec-p384']);
 /** A distinguished name, one attribute per RDN: [['CN', 'Dev Issuing CA'], ['O', 'Device PKI']]. */
@@ -22,22 +23,49 @@ export const keyUsageName = z.enum([
   'cRLSign',
 ]);
 
-const certificateTemplate = z.object({
-  validitySeconds: z
-    .number()
-    .int()
-    .min(60)
-    .max(3 * 365 * 86400),
-  keyUsages: z.array(keyUsageName),
-  /** Dotted OIDs, e.g. 1.3.6.1.5.5.7.3.2 (clientAuth). */
-  extendedKeyUsages: z.array(z.string().regex(/^\d+(\.\d+)+$/, 'must be a dotted OID')),
-  /** Smallest RSA modulus accepted in a CSR. */
-  minRsaBits: z.number().int().min(1024).max(16384),
-  /** EC curves accepted in a CSR. */
-  allowedCurves: z.array(z.enum(['P-256', 'P-384'])),
-  /** notBefore is set this far in the past: devices with a slow clock must not see "not yet valid". */
-  backdateSeconds: z.number().int().min(0).max(86400).default(300),
-});
+const certificateTemplate = z
+  .object({
+    validitySeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(3 * 365 * 86400),
+    keyUsages: z.array(keyUsageName),
+    /** Dotted OIDs, e.g. 1.3.6.1.5.5.7.3.2 (clientAuth). */
+    extendedKeyUsages: z.array(z.string().regex(/^\d+(\.\d+)+$/, 'must be a dotted OID')),
+    /** Smallest RSA modulus accepted in a CSR. */
+    minRsaBits: z.number().int().min(1024).max(16384),
+    /** EC curves accepted in a CSR. */
+    allowedCurves: z.array(z.enum(['P-256', 'P-384'])),
+    /** notBefore is set this far in the past: devices with a slow clock must not see "not yet valid". */
+    backdateSeconds: z.number().int().min(0).max(86400).default(300),
+    /**
+     * The certificate's subject, one attribute per RDN, values with {{device.<attribute>}} placeholders
+     * filled from the verified identity (pki/admission/). Never copied from the CSR.
+     */
+    subject: z
+      .array(z.tuple([z.string().min(1), z.string().min(1).max(256)]))
+      .min(1)
+      .default([['CN', '{{device.id}}']]),
+    /** SAN entries, same placeholders; a list attribute ({{device.dns}}) gives one entry per value. */
+    subjectAltNames: z
+      .object({
+        dns: z.array(z.string().min(1).max(256)).default([]),
+        email: z.array(z.string().min(1).max(256)).default([]),
+        uri: z.array(z.string().min(1).max(512)).default([]),
+      })
+      .default({ dns: [], email: [], uri: [] }),
+    /** Subject attributes, SANs or a CA request the CSR asks for beyond the template: dropped or refused. */
+    csrExtras: z.enum(['drop', 'refuse']).default('drop'),
+    /**
+     * A request nobody vouched for (static challenge, unbound one-time challenge) may name itself: its
+     * CN becomes the device id. For development; every other attribute still comes from the template.
+     */
+    requesterChosenCommonName: z.boolean().default(false),
+  })
+  .superRefine((template, ctx) => {
+    for (const message of templateProblems(template)) ctx.addIssue({ code: 'custom', message });
+  });
 
 /** Who vouches for a request (DESIGN.md: one adapter per MDM product). */
 const mdmVerifier = z.discriminatedUnion('type', [
@@ -53,6 +81,11 @@ const mdmVerifier = z.discriminatedUnion('type', [
   }),
   z.object({
     type: z.literal('intune'),
+    /**
+     * Which attribute of the request Intune validated names the device: its CN, or the SAN URI
+     * IntuneDeviceId://<id> that Intune profiles put there.
+     */
+    deviceIdFrom: z.enum(['commonName', 'intuneDeviceId']).default('commonName'),
     tenantId: z.string().min(1),
     clientId: z.string().min(1),
     clientSecretEnv: envName,
@@ -69,6 +102,8 @@ const mdmVerifier = z.discriminatedUnion('type', [
     webhookUser: z.string().min(1),
     webhookPasswordEnv: envName,
     challengeTtlSeconds: z.number().int().min(60).max(86400),
+    /** Which field of Jamf's inventory record is the device id. */
+    deviceIdFrom: z.enum(['serialNumber', 'udid']).default('serialNumber'),
     timeoutMs,
   }),
   /** step-ca compatible SCEPCHALLENGE webhook (HMAC-SHA256 signed, allow/deny). */
@@ -171,6 +206,28 @@ export const profileSchema = z.object({
     .min(0.1)
     .max(0.95)
     .default(2 / 3),
+  /** Who may replace a device's certificate, and how a revoked or removed device comes back. */
+  admission: z
+    .object({
+      /**
+       * A new enrollment nobody vouched for (static or unbound one-time challenge), for a device that
+       * holds a valid certificate and not signed by it: waits for an operator (`approval`, PENDING
+       * meanwhile) or is refused.
+       */
+      takeover: z.enum(['approval', 'refuse']).default('approval'),
+      /** A revoked or removed device gets a certificate again after an operator `readmit`, or also after a fresh MDM-vouched enrollment. */
+      readmission: z.enum(['operator', 'mdm-vouched']).default('operator'),
+    })
+    .default({ takeover: 'approval', readmission: 'operator' }),
+  /** Production refuses a static-challenge profile unless it says this (PKI_ENV=production). */
+  allowStaticChallenge: z.boolean().default(false),
+  /** Accept single-DES SCEP envelopes (micromdm scepclient 2.1.0 speaks nothing else); refused otherwise. */
+  legacyCiphers: z.boolean().default(false),
+  /**
+   * The signed device-removed webhook (POST /mdm/<profile>/device-removed, HMAC with timestamp and
+   * delivery id): the integration's own secret. Jamf profiles use their Basic webhook credentials.
+   */
+  deviceRemovedWebhook: z.object({ secretEnv: envName }).optional(),
   lifecycle: z
     .object({
       /** Renew this long before notAfter instead of at renewalFraction. */
@@ -182,6 +239,23 @@ export const profileSchema = z.object({
     })
     .default({ supersededGraceSeconds: 3600 }),
 });
+
+/** Delivery of webhook events and e-mail from the outbox (activities/notify/). */
+const events = z
+  .object({
+    /** An event not delivered this long after it was recorded becomes a dead letter (operators redeliver). */
+    deadLetterAfterSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 86400)
+      .default(86400),
+    /** Back-off between attempts doubles from 1 s up to this. */
+    maxRetryIntervalSeconds: z.number().int().min(1).max(86400).default(600),
+    /** One delivery attempt may take this long. */
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .default({ deadLetterAfterSeconds: 86400, maxRetryIntervalSeconds: 600, timeoutMs: 10_000 });
 
 export const pkiConfigSchema = z
   .object({
@@ -198,6 +272,7 @@ export const pkiConfigSchema = z
       subject: rdns,
     }),
     profiles: z.array(profileSchema).min(1),
+    events,
   })
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
@@ -205,6 +280,14 @@ export const pkiConfigSchema = z
       if (seen.has(p.name))
         ctx.addIssue({ code: 'custom', path: ['profiles', i, 'name'], message: `duplicates ${p.name}` });
       seen.add(p.name);
+      // A static challenge vouches for nobody: the profile must say it accepts self-named devices.
+      if (p.mdm.type === 'static-challenge' && !p.template.requesterChosenCommonName)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['profiles', i, 'template', 'requesterChosenCommonName'],
+          message:
+            'a static challenge vouches for no device: set true (development only) or use an MDM verifier',
+        });
     });
   });
 
@@ -215,6 +298,7 @@ export type CaConfig = z.infer<typeof caConfig>;
 export type LocalCaConfig = Extract<CaConfig, { type: 'local-hsm' }>;
 export type NotificationConfig = z.infer<typeof notifications>;
 export type EscalationConfig = z.infer<typeof escalation>;
+export type EventsConfig = z.infer<typeof events>;
 export type Profile = z.infer<typeof profileSchema>;
 export type RootCaConfig = PkiConfig['rootCa'];
 export type PkiConfig = z.infer<typeof pkiConfigSchema>;

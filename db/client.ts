@@ -5,6 +5,10 @@ import { PROJECT_ROOT } from '../config/load.js';
 import * as schema from './schema.js';
 
 export type Database = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A transaction of Database.transaction(); statements that must commit together take one. */
+export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+/** Either: code that writes one row can run alone or inside someone's transaction. */
+export type Executor = Database | Transaction;
 
 export interface DatabaseHandle {
   db: Database;

@@ -2,8 +2,10 @@ import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
+  boolean,
   customType,
   index,
+  integer,
   jsonb,
   pgTable,
   primaryKey,
@@ -20,6 +22,13 @@ const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
 
 const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
+/** The identity a verifier vouched for (pki/admission/identity.ts), kept as JSON. */
+type StoredIdentity = {
+  deviceId: string;
+  vouchedBy: string | null;
+  attributes: Record<string, string | string[]>;
+};
+
 /** One row per device per profile: what operators ask about ("which devices hold a valid cert?"). */
 export const devices = pgTable(
   'devices',
@@ -29,10 +38,58 @@ export const devices = pgTable(
     status: text('status').notNull(),
     currentCertificateSerial: text('current_certificate_serial'),
     certificateNotAfter: at('certificate_not_after'),
+    /**
+     * Set when the device was revoked or removed: no certificate until an operator readmits it (or,
+     * where the profile allows, a fresh MDM-vouched enrollment does).
+     */
+    blockedAt: at('blocked_at'),
+    blockedReason: text('blocked_reason'),
     createdAt: at('created_at').notNull().defaultNow(),
     updatedAt: at('updated_at').notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.profile, t.deviceId] }), index('devices_status_idx').on(t.status)],
+);
+
+/**
+ * The identity an enrollment was admitted with, written before anything is issued. The CA adapters
+ * read it instead of trusting the workflow: they issue only for an admitted enrollment, for the CSR
+ * that was admitted, with the subject the profile's template gives this identity.
+ */
+export const admissions = pgTable('admissions', {
+  enrollmentId: text('enrollment_id').primaryKey(),
+  profile: text('profile').notNull(),
+  deviceId: text('device_id').notNull(),
+  identity: jsonb('identity').$type<StoredIdentity>().notNull(),
+  csrSha256: text('csr_sha256').notNull(),
+  /** The serial of the certificate that signed a renewal. */
+  renewalOf: text('renewal_of'),
+  /** Replacing the device's certificate needs an operator (nobody vouched for this request). */
+  approvalRequired: boolean('approval_required').notNull().default(false),
+  approvedBy: text('approved_by'),
+  approvedAt: at('approved_at'),
+  /** The device was revoked or removed and this enrollment readmits it (MDM-vouched, where allowed). */
+  readmits: boolean('readmits').notNull().default(false),
+  createdAt: at('created_at').notNull().defaultNow(),
+});
+
+/**
+ * Serial numbers drawn for enrollments, recorded before signing: a clash with an existing serial of
+ * the same CA is seen (primary key) and redrawn, and a retried issuance signs the same TBS again.
+ */
+export const serials = pgTable(
+  'serials',
+  {
+    issuingCa: text('issuing_ca').notNull(),
+    serialHex: text('serial_hex').notNull(),
+    enrollmentId: text('enrollment_id').notNull(),
+    notBefore: at('not_before').notNull(),
+    notAfter: at('not_after').notNull(),
+    reservedAt: at('reserved_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.issuingCa, t.serialHex] }),
+    uniqueIndex('serials_enrollment_idx').on(t.enrollmentId),
+  ],
 );
 
 /** One row per SCEP transaction, keyed by its workflow id (enroll/<profile>/<transactionID>). */
@@ -77,6 +134,8 @@ export const certificates = pgTable(
     revocationReason: text('revocation_reason'),
     /** What the MDM needs to hear about this certificate later (e.g. Intune's revocation request context). */
     mdmContext: jsonb('mdm_context').$type<Record<string, unknown>>(),
+    /** The verified identity it was issued to: a renewal signed by it keeps this identity. */
+    identity: jsonb('identity').$type<StoredIdentity>(),
     issuedAt: at('issued_at').notNull().defaultNow(),
   },
   (t) => [
@@ -118,6 +177,8 @@ export const oneTimeChallenges = pgTable(
     profile: text('profile').notNull(),
     /** Who or what it was made for (operator name, Jamf payload identifier, device serial...). */
     issuedTo: text('issued_to'),
+    /** The device it vouches for; null: unbound (the device names itself, like a static challenge). */
+    deviceId: text('device_id'),
     createdAt: at('created_at').notNull().defaultNow(),
     expiresAt: at('expires_at').notNull(),
     usedAt: at('used_at'),
@@ -148,3 +209,58 @@ export const upstreamSubmissions = pgTable('upstream_submissions', {
   createdAt: at('created_at').notNull().defaultNow(),
   updatedAt: at('updated_at').notNull().defaultNow(),
 });
+
+/**
+ * Events for webhooks and e-mail, written in the same transaction as the state change they report
+ * and delivered asynchronously (activities/notify/outbox.ts): nothing in a workflow waits for a
+ * receiver. The id is the delivery id receivers de-duplicate on.
+ */
+export const eventOutbox = pgTable(
+  'event_outbox',
+  {
+    id: text('id').primaryKey(),
+    type: text('type').notNull(),
+    profile: text('profile').notNull(),
+    deviceId: text('device_id'),
+    /** The PkiEvent as delivered. */
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('event_outbox_created_idx').on(t.createdAt)],
+);
+
+/** One row per event and target (a webhook URL, operator e-mail): at-least-once with retries, then dead. */
+export const eventDeliveries = pgTable(
+  'event_deliveries',
+  {
+    eventId: text('event_id').notNull(),
+    /** `webhook:<index>:<origin>` or `email`. */
+    target: text('target').notNull(),
+    /** pending, delivered, dead. */
+    state: text('state').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    /** When it became pending (recorded, or redelivered by an operator): the dead-letter clock. */
+    pendingSince: at('pending_since').notNull().defaultNow(),
+    nextAttemptAt: at('next_attempt_at').notNull().defaultNow(),
+    /** A dispatcher holds the delivery until then; after it, another may take it. */
+    leaseUntil: at('lease_until'),
+    lastError: text('last_error'),
+    deliveredAt: at('delivered_at'),
+    deadAt: at('dead_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.eventId, t.target] }),
+    index('event_deliveries_due_idx').on(t.state, t.nextAttemptAt),
+  ],
+);
+
+/** Delivery ids of signed inbound webhooks already acted on: a replay is refused. */
+export const webhookReceipts = pgTable(
+  'webhook_receipts',
+  {
+    integration: text('integration').notNull(),
+    deliveryId: text('delivery_id').notNull(),
+    receivedAt: at('received_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.integration, t.deliveryId] })],
+);

@@ -3,16 +3,26 @@
  * the operator API, the MDM removal webhooks, scripts/revoke.ts and the Intune revocation activity
  * all go through here, so "no such device" and "lifecycle already over" mean the same everywhere.
  */
-import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { lifecyclePolicy } from '../config/policies.js';
+import type { Profile } from '../config/profile-types.js';
 import {
+  DeviceIdKey,
   type DeviceLifecycleState,
   type DeviceRemovedPayload,
   deviceRemovedSignal,
   deviceStateQuery,
   deviceWorkflowId,
+  PkiProfileKey,
+  PkiStatusKey,
+  type ReadmitPayload,
   type RevokePayload,
+  readmitSignal,
   revokeSignal,
+  TASK_QUEUE,
 } from '../workflows/definitions.js';
+import type { deviceLifecycle } from '../workflows/device-lifecycle.js';
+import { isWorkflowNotFound } from './temporal-errors.js';
 
 export type SignalOutcome =
   | { outcome: 'signalled'; workflowId: string }
@@ -29,7 +39,7 @@ export async function lifecycleExecutionStatus(
   try {
     return (await client.workflow.getHandle(workflowId).describe()).status.name;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
+    if (isWorkflowNotFound(err)) return undefined;
     throw err;
   }
 }
@@ -48,7 +58,7 @@ async function signalLifecycle(
     await send(workflowId);
   } catch (err) {
     // Ended between describe and signal.
-    if (err instanceof WorkflowNotFoundError) {
+    if (isWorkflowNotFound(err)) {
       const now = await lifecycleExecutionStatus(client, workflowId);
       return now === undefined
         ? { outcome: 'not-found', workflowId }
@@ -59,7 +69,7 @@ async function signalLifecycle(
   return { outcome: 'signalled', workflowId };
 }
 
-/** Signal `revoke` (the lifecycle revokes its current certificate and marks itself Revoked). */
+/** Signal `revoke` to a running lifecycle (it revokes every valid certificate of the device and blocks it). */
 export function signalRevoke(
   client: Client,
   target: { profile: string; deviceId: string },
@@ -68,6 +78,57 @@ export function signalRevoke(
   return signalLifecycle(client, target.profile, target.deviceId, (id) =>
     client.workflow.getHandle(id).signal(revokeSignal, payload),
   );
+}
+
+/**
+ * A command for a device whatever its lifecycle's state: sent to the running lifecycle, or to a new
+ * one started for it (a device whose lifecycle ended or never started, e.g. the hand-off failed).
+ * The new run reads the truth from the database: which certificates are valid, whether it is blocked.
+ */
+export async function commandDevice(
+  client: Client,
+  profile: Profile,
+  deviceId: string,
+  command:
+    | { signal: 'revoke'; payload: RevokePayload }
+    | { signal: 'readmit'; payload: ReadmitPayload }
+    | { signal: 'deviceRemoved'; payload: DeviceRemovedPayload },
+): Promise<{ workflowId: string }> {
+  const workflowId = deviceWorkflowId(profile.name, deviceId);
+  const common = {
+    workflowId,
+    taskQueue: TASK_QUEUE,
+    args: [{ profile: profile.name, deviceId, policy: lifecyclePolicy(profile) }] as Parameters<
+      typeof deviceLifecycle
+    >,
+    typedSearchAttributes: [
+      { key: PkiProfileKey, value: profile.name },
+      { key: DeviceIdKey, value: deviceId },
+      { key: PkiStatusKey, value: 'Pending' },
+    ],
+  };
+  if (command.signal === 'revoke')
+    await client.workflow.signalWithStart<typeof deviceLifecycle, [RevokePayload?]>('deviceLifecycle', {
+      ...common,
+      signal: revokeSignal,
+      signalArgs: [command.payload],
+    });
+  else if (command.signal === 'readmit')
+    await client.workflow.signalWithStart<typeof deviceLifecycle, [ReadmitPayload?]>('deviceLifecycle', {
+      ...common,
+      signal: readmitSignal,
+      signalArgs: [command.payload],
+    });
+  else
+    await client.workflow.signalWithStart<typeof deviceLifecycle, [DeviceRemovedPayload?]>(
+      'deviceLifecycle',
+      {
+        ...common,
+        signal: deviceRemovedSignal,
+        signalArgs: [command.payload],
+      },
+    );
+  return { workflowId };
 }
 
 /** Signal `deviceRemoved` (every certificate of the device is revoked and the lifecycle ends). */

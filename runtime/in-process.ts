@@ -38,7 +38,7 @@ export async function startInProcess(opts: {
   queues?: readonly QueueName[];
   useBundle?: boolean;
 }): Promise<InProcessPipeline> {
-  const running = new Map<QueueName, { worker: Worker; done: Promise<void> }>();
+  const running = new Map<QueueName, { worker: Worker; done: Promise<void>; stopped: () => Promise<void> }>();
   let reportFailure: (err: unknown) => void = () => {};
   const failed = new Promise<never>((_, reject) => {
     reportFailure = reject;
@@ -47,7 +47,7 @@ export async function startInProcess(opts: {
 
   const startQueue = async (queue: QueueName) => {
     if (running.has(queue)) return;
-    const { workers } = await createWorkers({
+    const { workers, dispatcher } = await createWorkers({
       queues: [queue],
       temporalAddress: opts.settings.temporalAddress,
       namespace: opts.settings.temporalNamespace,
@@ -58,13 +58,14 @@ export async function startInProcess(opts: {
       useBundle: opts.useBundle,
     });
     const worker = workers[0]!;
+    dispatcher?.start();
     const done = worker.run().then(
       () => {
         if (running.get(queue)?.worker === worker) reportFailure(new Error(`worker for ${queue} stopped`));
       },
       (err) => reportFailure(err),
     );
-    running.set(queue, { worker, done });
+    running.set(queue, { worker, done, stopped: async () => dispatcher?.stop() });
   };
   const stopQueue = async (queue: QueueName) => {
     const entry = running.get(queue);
@@ -72,6 +73,7 @@ export async function startInProcess(opts: {
     running.delete(queue);
     if (entry.worker.getState() === 'RUNNING') entry.worker.shutdown();
     await entry.done;
+    await entry.stopped();
   };
 
   for (const queue of opts.queues ?? QUEUES) await startQueue(queue);

@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { provisionAtlasChain } from '../activities/ca/atlas.js';
+import { provisionAtlasChain } from '../activities/ca/globalsign-atlas/trust-chain.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { RuntimeSettings } from '../config/runtime.js';
 import { type DatabaseHandle, migrateDatabase, openDatabase } from '../db/client.js';

@@ -1,5 +1,5 @@
-import { loadPkiConfig, PROJECT_ROOT } from '../config/load.js';
-import { runtimeSettings } from '../config/runtime.js';
+import { PROJECT_ROOT } from '../config/load.js';
+import { startupConfig } from '../config/startup.js';
 import { startInProcess } from '../runtime/in-process.js';
 import { connectTemporal, openMigratedDatabase, openProvisionedToken } from '../runtime/services.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
@@ -9,8 +9,7 @@ import { startTemporalDevServer } from './temporal-dev-server.js';
  * SoftHSM token with the CA hierarchy, database and migrations, both worker queues, the SCEP API.
  */
 const log = (line: string) => console.log(`[dev] ${line}`);
-const settings = runtimeSettings();
-const config = loadPkiConfig();
+const { settings, config } = startupConfig('dev', { pinVariables: ['HSM_PIN'], servesOperators: true });
 
 const temporal = await startTemporalDevServer({ projectRoot: PROJECT_ROOT, log });
 settings.temporalAddress = temporal.address;

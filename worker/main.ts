@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadPkiConfig } from '../config/load.js';
-import { runtimeSettings } from '../config/runtime.js';
+import { startupConfig } from '../config/startup.js';
 import { connectTemporal, openMigratedDatabase, openToken } from '../runtime/services.js';
 import { createWorkers, QUEUES, type QueueName } from './workers.js';
 
@@ -16,12 +15,12 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 
-const settings = runtimeSettings();
-const config = loadPkiConfig();
+// Before anything is opened: a production start with a development setting stops here, naming it.
+const { settings, config } = startupConfig('worker', { pinVariables: ['HSM_PIN'], servesOperators: false });
 const token = await openToken(settings);
 const db = await openMigratedDatabase(settings);
 const client = queues.includes('pki') ? await connectTemporal(settings) : undefined;
-const { workers, connection } = await createWorkers({
+const { workers, connection, dispatcher } = await createWorkers({
   queues,
   temporalAddress: settings.temporalAddress,
   namespace: settings.temporalNamespace,
@@ -31,9 +30,11 @@ const { workers, connection } = await createWorkers({
   client,
 });
 console.log(`[worker] polling ${queues.join(', ')} on ${settings.temporalAddress}`);
+dispatcher?.start();
 try {
   await Promise.all(workers.map((w) => w.run()));
 } finally {
+  await dispatcher?.stop();
   await connection.close();
   await client?.connection.close();
   await db.close();

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import type { ActivityDeps } from '../activities/index.js';
-import { createEnrollmentActivities, createHsmActivities } from '../activities/index.js';
+import { createHsmActivities, createPkiActivities } from '../activities/index.js';
+import { OutboxDispatcher } from '../activities/notify/dispatcher.js';
 import { PROJECT_ROOT } from '../config/load.js';
 import type { PkiConfig } from '../config/profile-types.js';
+import type { Database } from '../db/client.js';
 import type { HsmToken } from '../hsm/token.js';
 import { ensureSchedules } from '../runtime/schedules.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
@@ -24,7 +25,7 @@ export interface WorkerOptions {
   config: PkiConfig;
   token: HsmToken;
   /** Both queues record what they do. */
-  db: ActivityDeps['db'];
+  db: Database;
   /** Needed by the `pki` queue only (hand-offs to lifecycle workflows). */
   client?: Client;
   useBundle?: boolean;
@@ -32,11 +33,12 @@ export interface WorkerOptions {
 
 /**
  * The workers for the requested queues. `pki` runs the workflows and the MDM/storage/hand-off
- * activities; `pki-hsm` runs only the activities that need a CA key, so only HSM hosts poll it.
+ * activities, and delivers the event outbox; `pki-hsm` runs only the activities that need a CA key,
+ * so only HSM hosts poll it.
  */
 export async function createWorkers(
   opts: WorkerOptions,
-): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+): Promise<{ workers: Worker[]; connection: NativeConnection; dispatcher?: OutboxDispatcher }> {
   installWorkerLogging();
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const common = {
@@ -46,6 +48,7 @@ export async function createWorkers(
     shutdownGraceTime: '20 seconds',
   } as const;
   const workers: Worker[] = [];
+  let dispatcher: OutboxDispatcher | undefined;
   if (opts.queues.includes(TASK_QUEUE)) {
     if (!opts.client) throw new Error('the pki queue needs a Temporal client');
     // CRL refresh and Intune revocation sync: created once, idempotent at every pki worker start.
@@ -65,18 +68,14 @@ export async function createWorkers(
         ...(useBundle
           ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
           : { workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)) }),
-        activities: createEnrollmentActivities({
-          config: opts.config,
-          db: opts.db,
-          temporal: opts.client,
-          token: opts.token,
-          sealer,
-        }),
+        activities: createPkiActivities({ config: opts.config, db: opts.db, temporal: opts.client, sealer }),
         maxCachedWorkflows: 1000,
         // Non-determinism is left to block the task (Temporal's default) rather than fail it: a device's
         // months-long lifecycle must survive a bad deploy and resume once a fixed worker is out.
       }),
     );
+    // Webhooks and e-mail leave from here, never from a workflow: any number of pki workers share it.
+    dispatcher = new OutboxDispatcher({ db: opts.db, config: opts.config });
   }
   if (opts.queues.includes(HSM_TASK_QUEUE)) {
     workers.push(
@@ -87,7 +86,7 @@ export async function createWorkers(
       }),
     );
   }
-  return { workers, connection };
+  return { workers, connection, ...(dispatcher ? { dispatcher } : {}) };
 }
 
 let loggingInstalled = false;

@@ -1,5 +1,5 @@
 import { ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
-import type { HsmActivities, RevocationSyncActivities } from '../activities/types.js';
+import type { CaActivities, RevocationSyncActivities } from './activities.js';
 import { HSM_TASK_QUEUE } from './definitions.js';
 
 /** A CRL is re-signed when its nextUpdate is this close (CRLs are valid 24 h; the schedule runs hourly). */
@@ -14,7 +14,7 @@ const acts = proxyActivities<Pick<RevocationSyncActivities, 'listCrlsDue'>>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
-const hsm = proxyActivities<Pick<HsmActivities, 'publishCrl'>>({
+const hsm = proxyActivities<Pick<CaActivities, 'publishCrl'>>({
   taskQueue: HSM_TASK_QUEUE,
   startToCloseTimeout: '1 minute',
   // Bounded so a run ends; the next hourly run tries again, hours before the CRL goes stale.

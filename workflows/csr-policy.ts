@@ -2,9 +2,11 @@ import type { CsrSummary, EnrollmentPolicy } from './definitions.js';
 
 export type PolicyVerdict = { ok: true } | { ok: false; reason: string };
 
-/** The profile's rules for what a CSR may ask for. Pure, so the workflow can run it itself. */
-export function checkCsrPolicy(csr: CsrSummary, policy: EnrollmentPolicy): PolicyVerdict {
-  if (!csr.commonName) return { ok: false, reason: 'CSR subject has no common name' };
+/**
+ * The profile's rules for the key a CSR certifies. Pure, so the workflow can run it itself; what the
+ * certificate says comes from the subject template, never from the CSR.
+ */
+export function checkCsrPolicy(csr: Pick<CsrSummary, 'publicKey'>, policy: EnrollmentPolicy): PolicyVerdict {
   const key = csr.publicKey;
   switch (key.algorithm) {
     case 'rsa':

@@ -1,11 +1,18 @@
 /**
  * The names operators and the API see (DESIGN.md "Names operators see"), and the data that crosses
- * the workflow boundary. Plain JSON only: it is stored in Temporal's history.
+ * the workflow boundary. Plain JSON only: it is stored in Temporal's history. The activities the
+ * workflows call are typed beside this file (workflows/activities.ts): together they are the one
+ * contract between workflows, activities and the API.
  */
 
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { VerifiedIdentity } from '../pki/admission/identity.js';
+import type { CsrRequest, SubjectTemplate } from '../pki/admission/subject-template.js';
 import type { RevocationReason } from '../pki/x509/crl.js';
+
+export type { VerifiedIdentity } from '../pki/admission/identity.js';
+export type { RevocationReason } from '../pki/x509/crl.js';
 
 export const TASK_QUEUE = 'pki';
 /** Only hosts with the CA keys poll this queue. */
@@ -23,6 +30,7 @@ export type PkiStatus =
   | 'Issued'
   | 'Failed'
   | 'Escalated'
+  | 'AwaitingApproval'
   | 'Active'
   | 'RenewalDue'
   | 'RenewalOverdue'
@@ -31,19 +39,40 @@ export type PkiStatus =
 
 export type FailInfoName = 'badAlg' | 'badMessageCheck' | 'badRequest' | 'badTime' | 'badCertId';
 
+/**
+ * ApplicationFailure types activities throw that workflows and the API act on: one list, so a
+ * thrower and a matcher can never disagree on a spelling.
+ */
+export const FAILURE = {
+  /** The CSR does not parse or its signature fails: FAILURE badMessageCheck. */
+  invalidCsr: 'InvalidCsr',
+  /** The upstream CA refused the request on policy grounds: FAILURE badRequest. */
+  upstreamPolicy: 'UpstreamPolicyViolation',
+  /** An issuance request the CA adapter will not sign (not admitted, forged, outside the profile). */
+  refusedIssuance: 'IssuanceRefused',
+  /** The resent transactionID belongs to another CSR or signer key. */
+  transactionMismatch: 'TransactionMismatch',
+  /** A workflow names a profile (or CA) this worker does not serve: a deployment mismatch. */
+  unknownProfile: 'UnknownProfile',
+  unknownIssuingCa: 'UnknownIssuingCa',
+  unknownCertificate: 'UnknownCertificate',
+  invalidRevocation: 'InvalidRevocation',
+} as const;
+
 export const enrollmentWorkflowId = (profile: string, transactionId: string) =>
   `enroll/${profile}/${transactionId}`;
 export const deviceWorkflowId = (profile: string, deviceId: string) => `device/${profile}/${deviceId}`;
+export const revocationWorkflowId = (issuingCa: string, serialHex: string) =>
+  `revoke/${issuingCa}/${serialHex}`;
 
-/** What the API read from the CSR: enough for policy, without the challenge password. */
-export interface CsrSummary {
+/** What the API read from the CSR: enough for policy and the template, without the challenge password. */
+export interface CsrSummary extends CsrRequest {
   subject: string;
   commonName: string | undefined;
   publicKey:
     | { algorithm: 'rsa'; bits: number }
     | { algorithm: 'ec'; curve: string }
     | { algorithm: 'other'; oid: string };
-  subjectAltNames: { dns: string[]; email: string[]; uri: string[]; ip: string[] };
 }
 
 /** The profile's rules, snapshotted at the start so a config change never alters a running enrollment. */
@@ -52,14 +81,17 @@ export interface EnrollmentPolicy {
   allowedCurves: string[];
   validitySeconds: number;
   backdateSeconds: number;
-  /** Which queue signs: our HSM CA (`pki-hsm`) or an upstream CA reached over HTTPS (`pki`). */
-  ca: 'local-hsm' | 'upstream';
+  /** Subject and SANs from the verified identity; the CA adapter applies the same template again. */
+  template: SubjectTemplate;
+  /**
+   * The profile's CA adapter: its task queue (`pki-hsm` for our CA in the HSM, `pki` for an upstream
+   * CA) and how long one issuance attempt may take (an upstream CA polls, heartbeating).
+   */
+  ca: { queue: string; timeoutSeconds: number; heartbeatSeconds?: number };
   /** Whether a renewal signed by the device's valid certificate must still pass the MDM check. */
   renewalRequiresMdm: boolean;
   /** Whether the MDM wants to hear how a request ended (Intune); no notice activity otherwise. */
   mdmTakesNotices: boolean;
-  /** Whether the profile has webhooks or e-mail to tell; no event activity otherwise. */
-  publishesEvents: boolean;
   escalation: {
     maxAttempts: number;
     initialRetrySeconds: number;
@@ -73,7 +105,11 @@ export interface EnrollmentInput {
   profile: string;
   transactionId: string;
   messageType: 'PKCSReq' | 'RenewalReq';
-  deviceId: string;
+  /**
+   * The device the request says it is (its CN): shown until the verifier has said who it really is,
+   * never trusted.
+   */
+  claimedDeviceId: string;
   /** DER PKCS#10, base64. It holds the challenge password: only activities read it. */
   csr: string;
   csrSummary: CsrSummary;
@@ -82,8 +118,8 @@ export interface EnrollmentInput {
   policy: EnrollmentPolicy;
   /**
    * Set when the request is signed by an existing certificate (RenewalReq, or a PKCSReq signed by a
-   * certificate that is not self-signed): DER, base64. That certificate must be ours, valid, and
-   * this device's.
+   * certificate that is not self-signed): DER, base64. That certificate must be ours, valid, and the
+   * device's current one.
    */
   renewalSigner?: string;
 }
@@ -111,35 +147,48 @@ export type EnrollmentOutcome =
 export interface EnrollmentResult {
   fingerprint: RequestFingerprint;
   outcome: EnrollmentOutcome;
+  /** The verified device, when the verifier got that far. */
+  deviceId?: string;
 }
 
 export interface EnrollmentState {
   status: PkiStatus;
   /** While escalated: the step that keeps failing and its last error, for the operator. */
   escalation?: { step: string; error: string; since: string; deadline: string };
+  /** While awaiting approval: why, and until when an operator may decide. */
+  approval?: { reason: string; since: string; deadline: string };
   fingerprint: RequestFingerprint;
+  /** The claimed device until the verifier answered, then the verified one. */
   deviceId: string;
+  /** Who vouched for it (after verification): an MDM, a bound one-time challenge, or nobody (null). */
+  vouchedBy?: VerifiedIdentity['vouchedBy'];
   outcome: EnrollmentOutcome | undefined;
 }
 
-/**
- * The API's start-or-attach: resolves with the outcome once there is one. Its validator refuses a
- * request whose fingerprint differs from the one the workflow was started with.
- */
 /** Operator signal (Web UI "Send a Signal", or `temporal workflow signal --name retry`). */
 export interface RetryPayload {
   /** Who decided, for the audit trail. */
   by?: string;
   note?: string;
 }
-/** Operator signal: fail the escalated enrollment with this reason (sent to the device and the MDM). */
+/** Operator signal: fail the escalated (or awaiting approval) enrollment with this reason. */
 export interface RejectPayload {
   reason: string;
   by?: string;
 }
+/** Operator signal: let an enrollment awaiting approval replace the device's certificate. */
+export interface ApprovePayload {
+  by?: string;
+  note?: string;
+}
 export const retrySignal = defineSignal<[RetryPayload?]>('retry');
 export const rejectSignal = defineSignal<[RejectPayload]>('reject');
+export const approveSignal = defineSignal<[ApprovePayload?]>('approve');
 
+/**
+ * The API's start-or-attach: resolves with the outcome once there is one. Its validator refuses a
+ * request whose fingerprint differs from the one the workflow was started with.
+ */
 export const awaitOutcomeUpdate = defineUpdate<EnrollmentOutcome, [RequestFingerprint]>('awaitOutcome');
 export const enrollmentStateQuery = defineQuery<EnrollmentState>('state');
 
@@ -152,7 +201,9 @@ export interface LifecyclePolicy {
   overdueMarginSeconds?: number;
   /** Revoke a superseded certificate this long after its successor arrived; null keeps it. */
   supersededGraceSeconds: number | null;
-  /** Whether the profile has webhooks or e-mail to tell (no event activity otherwise). */
+  /** The queue of the profile's CA adapter (revocations); runs started before it existed use pki-hsm. */
+  caQueue?: string;
+  /** Runs started before events moved to the outbox carried this; ignored since. */
   publishesEvents?: boolean;
 }
 
@@ -181,6 +232,8 @@ export interface DeviceLifecycleState {
   seenSerials: string[];
   /** Set once the MDM reported the device gone: the lifecycle ends. */
   removed?: { at: string; source: string };
+  /** Set when the device was revoked: it gets no certificate until an operator readmits it. */
+  blocked?: { at: string; reason: string; by: string };
 }
 
 /**
@@ -195,19 +248,51 @@ export const OPERATOR_REVOCATION_REASONS = [
   'cessationOfOperation',
   'privilegeWithdrawn',
 ] as const satisfies readonly RevocationReason[];
+export type OperatorRevocationReason = (typeof OPERATOR_REVOCATION_REASONS)[number];
 
-/** Operator revocation (Web UI signal, `temporal workflow signal --name revoke`, or the operator API). */
+/** Operator revocation of a device: every valid certificate it holds (Web UI signal, operator API). */
 export interface RevokePayload {
   /** Default unspecified. */
-  reason?: (typeof OPERATOR_REVOCATION_REASONS)[number];
+  reason?: OperatorRevocationReason;
   by?: string;
 }
 /** The MDM says the device left management: its certificates are revoked and the lifecycle ends. */
 export interface DeviceRemovedPayload {
   source?: string;
 }
+/** Operator signal: a revoked or removed device may enroll again. */
+export interface ReadmitPayload {
+  by?: string;
+  note?: string;
+}
+/** A certificate of this device was revoked elsewhere (revoke by serial, Intune): the lifecycle follows. */
+export interface CertificateRevokedPayload {
+  serialHex: string;
+  reason: RevocationReason;
+  by: string;
+}
 
 export const certificateIssuedSignal = defineSignal<[DeviceCertificate]>('certificateIssued');
 export const revokeSignal = defineSignal<[RevokePayload?]>('revoke');
 export const deviceRemovedSignal = defineSignal<[DeviceRemovedPayload?]>('deviceRemoved');
+export const readmitSignal = defineSignal<[ReadmitPayload?]>('readmit');
+export const certificateRevokedSignal = defineSignal<[CertificateRevokedPayload]>('certificateRevoked');
 export const deviceStateQuery = defineQuery<DeviceLifecycleState>('state');
+
+/** Revocation of one certificate by serial (operator API, `npm run revoke -- --serial`). */
+export interface CertificateRevocationInput {
+  issuingCa: string;
+  serialHex: string;
+  /** The certificate's profile and device, so the device's lifecycle (if any) hears of it. */
+  profile: string;
+  deviceId: string;
+  reason: RevocationReason;
+  by: string;
+  caQueue: string;
+}
+export interface CertificateRevocationResult {
+  revokedAt: string;
+  alreadyRevoked: boolean;
+  /** Whether a running device lifecycle was told. */
+  lifecycleNotified: boolean;
+}

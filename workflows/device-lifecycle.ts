@@ -5,14 +5,16 @@ import {
   continueAsNew,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { HsmActivities, LifecycleActivities, PkiEvent, RevocationReason } from '../activities/types.js';
+import type { CaActivities, LifecycleActivities, PkiEvent, RevocationReason } from './activities.js';
 import {
   CertNotAfterKey,
   certificateIssuedSignal,
+  certificateRevokedSignal,
   type DeviceCertificate,
   type DeviceLifecycleInput,
   type DeviceLifecycleState,
@@ -21,8 +23,13 @@ import {
   HSM_TASK_QUEUE,
   type PkiStatus,
   PkiStatusKey,
+  readmitSignal,
   revokeSignal,
 } from './definitions.js';
+import { deviceLifecycleBeforeOutbox } from './legacy/device-lifecycle-2026-11.js';
+
+/** Marks runs of this code; runs started before replay workflows/legacy/device-lifecycle-2026-11.ts. */
+export const LIFECYCLE_PATCH = 'device-admission-and-outbox';
 
 /** Enough to drop duplicate signals after a continue-as-new, without growing without bound. */
 const SEEN_SERIALS_KEPT = 20;
@@ -30,28 +37,36 @@ const SEEN_SERIALS_KEPT = 20;
 type Command =
   | { kind: 'issued'; certificate: DeviceCertificate }
   | { kind: 'revoke'; reason: RevocationReason; by: string }
-  | { kind: 'removed'; source: string };
+  | { kind: 'removed'; source: string }
+  | { kind: 'readmit'; by: string; note?: string }
+  | { kind: 'revoked-elsewhere'; serialHex: string; reason: RevocationReason; by: string };
 
 // Bookkeeping and revocation must eventually happen: retried with capped back-off for as long as it
-// takes (an operator sees the pending activity and its error in the Web UI).
-const acts = proxyActivities<LifecycleActivities>({
+// takes (an operator sees the pending activity and its error in the Web UI). Nothing here waits for
+// an event receiver: events go to the outbox in the same transaction as the status they announce.
+const forever = { initialInterval: '1 second', maximumInterval: '5 minutes' } as const;
+const local = proxyLocalActivities<LifecycleActivities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '5 minutes' },
-});
-const hsm = proxyActivities<HsmActivities>({
-  taskQueue: HSM_TASK_QUEUE,
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '5 minutes' },
+  retry: forever,
 });
 
 /**
  * A device's certificate life (DESIGN.md "Device lifecycle"): `device/<profile>/<deviceId>`.
  * Holds the current certificate; it is RenewalDue at the renewal point, RenewalOverdue (an operator
  * escalation) a margin before expiry, Expired at notAfter. A renewal starts the story again through
- * continue-as-new; the superseded certificate is revoked after the profile's grace period.
+ * continue-as-new; the superseded certificate is revoked after the profile's grace period. Revoking
+ * the device revokes every valid certificate it holds and blocks it until an operator readmits it.
  */
 export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void> {
+  // Runs started before admission and the outbox keep the code they began with.
+  if (!patched(LIFECYCLE_PATCH)) return deviceLifecycleBeforeOutbox(input as never);
+
   const { workflowId } = workflowInfo();
+  const ca = proxyActivities<CaActivities>({
+    taskQueue: input.policy.caQueue ?? HSM_TASK_QUEUE,
+    startToCloseTimeout: '30 seconds',
+    retry: forever,
+  });
   const state: DeviceLifecycleState = input.carried ?? {
     status: 'Pending',
     current: undefined,
@@ -59,9 +74,6 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     seenSerials: [],
   };
   const commands: Command[] = [];
-  // Ignored duplicate signals grow the history too: wake up when Temporal suggests a fresh run, not
-  // only at the next timer. Patched, so histories recorded before this replay as they were.
-  const wakeOnHistorySuggestion = patched('wake-on-continue-as-new-suggestion');
 
   setHandler(deviceStateQuery, () => state);
   setHandler(certificateIssuedSignal, (certificate) => {
@@ -77,19 +89,45 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
   setHandler(deviceRemovedSignal, (payload) => {
     commands.push({ kind: 'removed', source: payload?.source ?? 'mdm' });
   });
+  setHandler(readmitSignal, (payload) => {
+    commands.push({
+      kind: 'readmit',
+      by: payload?.by ?? 'operator',
+      ...(payload?.note ? { note: payload.note } : {}),
+    });
+  });
+  setHandler(certificateRevokedSignal, (payload) => {
+    commands.push({ kind: 'revoked-elsewhere', ...payload });
+  });
 
   for (;;) {
     let renewed = false;
     for (let command = commands.shift(); command; command = commands.shift()) {
-      if (command.kind === 'issued') renewed = (await adopt(command.certificate)) || renewed;
-      if (command.kind === 'revoke') await revokeCurrent(command.reason, command.by);
-      if (command.kind === 'removed') await remove(command.source);
+      switch (command.kind) {
+        case 'issued':
+          renewed = (await adopt(command.certificate)) || renewed;
+          break;
+        case 'revoke':
+          await revokeDevice(command.reason, command.by, `revoked (${command.reason})`);
+          break;
+        case 'removed':
+          await revokeDevice('cessationOfOperation', `mdm:${command.source}`, `removed by ${command.source}`);
+          state.removed = { at: new Date().toISOString(), source: command.source };
+          break;
+        case 'readmit':
+          await readmit(command.by);
+          break;
+        case 'revoked-elsewhere':
+          await forget(command.serialHex);
+          break;
+      }
     }
     if (state.removed) {
       await condition(allHandlersFinished);
       return;
     }
-    // Each certificate starts a fresh history; so does a long one, when Temporal suggests it.
+    // A renewal starts a fresh history; so does a long one, when Temporal suggests it. A first
+    // certificate does not: it costs nothing to keep the run that received it.
     if (renewed || workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
       return continueAsNew<typeof deviceLifecycle>({ ...input, carried: { ...state } });
@@ -99,12 +137,15 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
 
     const wakeAt = nextDeadline();
     await condition(
-      () => commands.length > 0 || (wakeOnHistorySuggestion && workflowInfo().continueAsNewSuggested),
+      () => commands.length > 0 || workflowInfo().continueAsNewSuggested,
       wakeAt === undefined ? undefined : Math.max(wakeAt - Date.now(), 1),
     );
   }
 
-  /** Returns true when the certificate became the current one. */
+  /**
+   * Returns true when the certificate replaced an earlier one (a renewal). A certificate arrives
+   * only through an admitted enrollment, so it also ends a block (the enrollment readmitted it).
+   */
   async function adopt(certificate: DeviceCertificate): Promise<boolean> {
     state.seenSerials = [...state.seenSerials, certificate.serialHex].slice(-SEEN_SERIALS_KEPT);
     const previous = state.current;
@@ -121,57 +162,68 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
       state.superseded = [...state.superseded, { certificate: previous, revokeAt }];
     }
     state.current = certificate;
+    state.blocked = undefined;
     upsertSearchAttributes([{ key: CertNotAfterKey, value: new Date(certificate.notAfter) }]);
     await setStatus('Active');
-    return true;
+    return previous !== undefined;
   }
 
-  async function revokeCurrent(reason: RevocationReason, by: string) {
-    const current = state.current;
-    if (!current || state.status === 'Revoked') return;
-    if (await revoke(current, reason, by)) await setStatus('Revoked');
-  }
-
-  /** The device left the MDM: every certificate it may still hold is revoked. */
-  async function remove(source: string) {
-    for (const { certificate } of state.superseded)
-      await revoke(certificate, 'cessationOfOperation', `mdm:${source}`);
+  /**
+   * Revokes every certificate of the device that is still valid (the current one, superseded ones
+   * in their grace period, and any kept without one: the database knows them all), and blocks it.
+   */
+  async function revokeDevice(reason: RevocationReason, by: string, why: string): Promise<void> {
+    const valid = await local.listValidCertificates({ profile: input.profile, deviceId: input.deviceId });
+    for (const issuingCa of [...new Set(valid.map((c) => c.issuingCa))]) {
+      const serialHexes = valid.filter((c) => c.issuingCa === issuingCa).map((c) => c.serialHex);
+      await revoke(issuingCa, serialHexes, reason, by);
+    }
     state.superseded = [];
-    if (state.current && state.status !== 'Revoked' && state.status !== 'Expired')
-      await revoke(state.current, 'cessationOfOperation', `mdm:${source}`);
-    state.removed = { at: new Date().toISOString(), source };
-    await setStatus('Revoked');
+    state.blocked = { at: new Date().toISOString(), reason: why, by };
+    await setStatus('Revoked', { admission: { blocked: { reason: why, by } } });
   }
 
-  async function revokeSupersededDue() {
+  /** An operator lets the device enroll again. */
+  async function readmit(by: string): Promise<void> {
+    state.blocked = undefined;
+    const status = state.status === 'Revoked' || state.status === 'Expired' ? 'Pending' : state.status;
+    await setStatus(status, {
+      admission: { readmitted: { by } },
+      event: event('device.readmitted', { by }),
+      force: true,
+    });
+  }
+
+  /** One of its certificates was revoked elsewhere (by serial, or at Intune's request). */
+  async function forget(serialHex: string): Promise<void> {
+    state.superseded = state.superseded.filter((s) => s.certificate.serialHex !== serialHex);
+    if (state.current?.serialHex === serialHex && state.status !== 'Revoked') await setStatus('Revoked');
+  }
+
+  async function revokeSupersededDue(): Promise<void> {
     const now = Date.now();
     const due = state.superseded.filter((s) => Date.parse(s.revokeAt) <= now);
-    for (const { certificate } of due) await revoke(certificate, 'superseded', 'lifecycle');
+    for (const { certificate } of due)
+      await revoke(certificate.issuingCa, [certificate.serialHex], 'superseded', 'lifecycle');
     state.superseded = state.superseded.filter((s) => Date.parse(s.revokeAt) > now);
   }
 
-  /** True once the certificate is revoked; false when the revocation was refused (and recorded). */
-  async function revoke(
-    certificate: DeviceCertificate,
-    reason: RevocationReason,
-    by: string,
-  ): Promise<boolean> {
-    let revokedAt: string;
+  /** The CA records and publishes it; a definitive refusal is recorded for an operator, the life goes on. */
+  async function revoke(issuingCa: string, serialHexes: string[], reason: RevocationReason, by: string) {
     try {
-      ({ revokedAt } = await hsm.revokeCertificate({
-        issuingCa: certificate.issuingCa,
-        serialHex: certificate.serialHex,
+      await ca.revokeCertificates({
+        issuingCa,
+        serialHexes,
         reason,
         revokedAt: new Date().toISOString(),
         actor: by,
-      }));
+      });
     } catch (err) {
-      // Only a definitive refusal gets here (infrastructure failures retry forever): the device's
-      // life goes on, and the refusal is on record for an operator.
-      await acts.recordAudit({
+      // Only a definitive refusal gets here (infrastructure failures retry forever).
+      await local.recordAudit({
         profile: input.profile,
         deviceId: input.deviceId,
-        subject: certificate.serialHex,
+        subject: serialHexes.join(','),
         entries: [
           {
             at: new Date().toISOString(),
@@ -184,32 +236,21 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
           },
         ],
       });
-      return false;
     }
-    await publish(event('certificate.revoked', { serialHex: certificate.serialHex, reason, by, revokedAt }));
-    return true;
   }
 
   /** Which status the clock says the current certificate is in; announces each change once. */
-  async function advanceByClock() {
+  async function advanceByClock(): Promise<void> {
     const current = state.current;
     if (!current || state.status === 'Revoked' || state.status === 'Expired') return;
     const now = Date.now();
     const points = timeline(current);
-    if (now >= points.expiry) {
-      await setStatus('Expired');
-      await publish(event('certificate.expired', { serialHex: current.serialHex }));
-    } else if (now >= points.overdue && state.status !== 'RenewalOverdue') {
-      await setStatus('RenewalOverdue');
-      await publish(
-        event('certificate.renewal_overdue', { serialHex: current.serialHex, notAfter: current.notAfter }),
-      );
-    } else if (now >= points.renewal && state.status === 'Active') {
-      await setStatus('RenewalDue');
-      await publish(
-        event('certificate.renewal_due', { serialHex: current.serialHex, notAfter: current.notAfter }),
-      );
-    }
+    const about = { serialHex: current.serialHex, notAfter: current.notAfter };
+    if (now >= points.expiry) await setStatus('Expired', { event: event('certificate.expired', about) });
+    else if (now >= points.overdue && state.status !== 'RenewalOverdue')
+      await setStatus('RenewalOverdue', { event: event('certificate.renewal_overdue', about) });
+    else if (now >= points.renewal && state.status === 'Active')
+      await setStatus('RenewalDue', { event: event('certificate.renewal_due', about) });
   }
 
   function nextDeadline(): number | undefined {
@@ -238,28 +279,30 @@ export async function deviceLifecycle(input: DeviceLifecycleInput): Promise<void
     return { renewal, overdue: Math.max(overdue, renewal), expiry };
   }
 
-  async function setStatus(status: PkiStatus) {
-    if (state.status === status) return;
+  /** Status, and with it the event announcing it and any admission change, in one database write. */
+  async function setStatus(
+    status: PkiStatus,
+    extra: Pick<Parameters<LifecycleActivities['recordDeviceStatus']>[0], 'event' | 'admission'> & {
+      force?: boolean;
+    } = {},
+  ): Promise<void> {
+    if (state.status === status && !extra.force && !extra.admission) return;
+    if (state.status !== status) upsertSearchAttributes([{ key: PkiStatusKey, value: status }]);
     state.status = status;
-    upsertSearchAttributes([{ key: PkiStatusKey, value: status }]);
-    await acts.recordDeviceStatus({
+    await local.recordDeviceStatus({
       profile: input.profile,
       deviceId: input.deviceId,
       status,
-      serialHex: state.current?.serialHex,
+      ...(state.current ? { serialHex: state.current.serialHex } : {}),
+      ...(extra.event ? { event: extra.event } : {}),
+      ...(extra.admission ? { admission: extra.admission } : {}),
     });
-  }
-
-  /** A profile without webhooks or e-mail costs no activity per status change. */
-  async function publish(pkiEvent: PkiEvent) {
-    // Older runs carried no flag: keep publishing for them.
-    if (input.policy.publishesEvents !== false) await acts.publishEvent(pkiEvent);
   }
 
   function event(type: PkiEvent['type'], data: Record<string, unknown>): PkiEvent {
     return {
       type,
-      id: `${workflowId}/${type}/${String(data.serialHex ?? '')}`,
+      id: `${workflowId}/${type}/${String(data.serialHex ?? new Date().toISOString())}`,
       at: new Date().toISOString(),
       profile: input.profile,
       deviceId: input.deviceId,

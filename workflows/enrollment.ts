@@ -4,31 +4,38 @@ import {
   allHandlersFinished,
   CancellationScope,
   condition,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
-  uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AuditEntry, EnrollmentActivities, HsmActivities, PkiEvent } from '../activities/types.js';
+import type { VerifiedIdentity } from '../pki/admission/identity.js';
+import { applySubjectTemplate } from '../pki/admission/subject-template.js';
+import type { AuditEntry, CaActivities, EnrollmentActivities, PkiEvent } from './activities.js';
 import { checkCsrPolicy } from './csr-policy.js';
 import {
+  approveSignal,
   awaitOutcomeUpdate,
+  DeviceIdKey,
   type EnrollmentInput,
   type EnrollmentOutcome,
   type EnrollmentResult,
   type EnrollmentState,
   enrollmentStateQuery,
+  FAILURE,
   type FailInfoName,
-  HSM_TASK_QUEUE,
   type IssuedCertificate,
   type PkiStatus,
   PkiStatusKey,
-  type RejectPayload,
-  type RetryPayload,
   rejectSignal,
   retrySignal,
 } from './definitions.js';
+import { enrollmentBeforeAdmission } from './legacy/enrollment-2026-11.js';
+
+/** Marks executions that run this code; older histories replay workflows/legacy/enrollment-2026-11.ts. */
+export const ADMISSION_PATCH = 'admission-and-outbox';
 
 /** Ends the story early with a FAILURE the device (and the MDM) will hear about. */
 class Refusal extends Error {
@@ -40,27 +47,38 @@ class Refusal extends Error {
   }
 }
 
+type OperatorDecision =
+  | { kind: 'retry'; by?: string; note?: string }
+  | { kind: 'approve'; by?: string; note?: string }
+  | { kind: 'reject'; reason: string; by?: string };
+
 /**
  * One SCEP transaction, from request to delivered certificate (DESIGN.md "Enrollment").
  * Workflow id `enroll/<profile>/<transactionID>`: a resent request attaches here and never issues twice.
  *
+ * The story: verify who the device is (the renewal's signer, or the MDM) → policy (its key, and the
+ * certificate the profile's template gives that identity) → admit (may it replace what the device
+ * holds? otherwise an operator approves) → issue (the CA adapter signs and stores) → hand off to the
+ * device's lifecycle (revocable from now on) → tell the MDM → record → deliver.
+ *
+ * Cheap steps are local activities (no task queue round trip); only the CA signs on its own queue.
  * Every step that talks to another system retries within the profile's budget; past it the
  * enrollment is Escalated and waits for an operator's `retry` or `reject` (or the deadline).
  */
 export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResult> {
+  // Executions started before admission and the outbox keep the code they began with.
+  if (!patched(ADMISSION_PATCH)) return enrollmentBeforeAdmission(input as never);
+
   const { workflowId } = workflowInfo();
   const receivedAt = new Date().toISOString();
   const trail: AuditEntry[] = [];
   const state: EnrollmentState = {
     status: 'Pending',
     fingerprint: input.fingerprint,
-    deviceId: input.deviceId,
+    deviceId: input.claimedDeviceId,
     outcome: undefined,
   };
-  let operatorDecision:
-    | { kind: 'retry'; by?: string; note?: string }
-    | { kind: 'reject'; reason: string; by?: string }
-    | undefined;
+  let decision: OperatorDecision | undefined;
 
   const budget = input.policy.escalation;
   const retry = {
@@ -68,24 +86,17 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     backoffCoefficient: 2,
     maximumInterval: `${budget.maxRetryIntervalSeconds} seconds`,
     maximumAttempts: budget.maxAttempts,
-  };
-  const stepTimeout = `${budget.stepTimeoutSeconds} seconds`;
-  const acts = proxyActivities<EnrollmentActivities>({ startToCloseTimeout: stepTimeout, retry });
-  const upstream = proxyActivities<EnrollmentActivities>({
-    startToCloseTimeout: '30 minutes',
-    // One Atlas poll round can take ~3 request timeouts plus the poll interval.
-    heartbeatTimeout: '2 minutes',
+  } as const;
+  const local = proxyLocalActivities<EnrollmentActivities>({
+    startToCloseTimeout: `${budget.stepTimeoutSeconds} seconds`,
     retry,
   });
-  const hsm = proxyActivities<HsmActivities>({
-    taskQueue: HSM_TASK_QUEUE,
-    startToCloseTimeout: stepTimeout,
+  const { ca: caPolicy } = input.policy;
+  const ca = proxyActivities<CaActivities>({
+    taskQueue: caPolicy.queue,
+    startToCloseTimeout: `${caPolicy.timeoutSeconds} seconds`,
+    ...(caPolicy.heartbeatSeconds ? { heartbeatTimeout: `${caPolicy.heartbeatSeconds} seconds` } : {}),
     retry,
-  });
-  // Notifications to people and integrations must not hold the enrollment hostage: bounded, then noted.
-  const notify = proxyActivities<EnrollmentActivities>({
-    startToCloseTimeout: stepTimeout,
-    retry: { ...retry, maximumAttempts: Math.max(budget.maxAttempts, 10) },
   });
 
   setHandler(enrollmentStateQuery, () => state);
@@ -100,101 +111,193 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
         if (fingerprint.csrSha256 !== input.fingerprint.csrSha256)
           throw ApplicationFailure.nonRetryable(
             `transaction ${input.transactionId} was started with another CSR`,
-            'TransactionMismatch',
+            FAILURE.transactionMismatch,
           );
         if (fingerprint.signerKeySha256 !== input.fingerprint.signerKeySha256)
           throw ApplicationFailure.nonRetryable(
             `transaction ${input.transactionId} was started by another signer key`,
-            'TransactionMismatch',
+            FAILURE.transactionMismatch,
           );
       },
     },
   );
-  // Decisions only count while escalated; a stray signal at another time is ignored.
-  setHandler(retrySignal, (payload?: RetryPayload) => {
-    if (state.status === 'Escalated') operatorDecision = { kind: 'retry', ...payload };
+  // Decisions count only while someone waits for them; a stray signal at another time is ignored.
+  setHandler(retrySignal, (payload) => {
+    if (state.status === 'Escalated') decision = { kind: 'retry', ...payload };
   });
-  setHandler(rejectSignal, (payload: RejectPayload) => {
-    if (state.status === 'Escalated')
-      operatorDecision = {
-        kind: 'reject',
-        reason: payload?.reason || 'rejected by an operator',
-        by: payload?.by,
-      };
+  setHandler(approveSignal, (payload) => {
+    if (state.status === 'AwaitingApproval') decision = { kind: 'approve', ...payload };
+  });
+  setHandler(rejectSignal, (payload) => {
+    if (state.status === 'Escalated' || state.status === 'AwaitingApproval')
+      decision = { kind: 'reject', reason: payload?.reason || 'rejected by an operator', by: payload?.by };
   });
 
   const audit = (action: string, details: Record<string, unknown> = {}) =>
     trail.push({ at: new Date().toISOString(), action, details });
-  const setStatus = (status: PkiStatus) => {
-    state.status = status;
-    upsertSearchAttributes([{ key: PkiStatusKey, value: status }]);
-  };
   const event = (type: PkiEvent['type'], data: Record<string, unknown>): PkiEvent => ({
     type,
     id: `${workflowId}/${type}/${trail.length}`,
     at: new Date().toISOString(),
     profile: input.profile,
-    deviceId: input.deviceId,
+    deviceId: state.deviceId,
     workflowId,
     data: { transactionId: input.transactionId, ...data },
   });
 
+  audit('enrollment.received', {
+    messageType: input.messageType,
+    subject: input.csrSummary.subject,
+    renewal: input.renewalSigner !== undefined,
+  });
   let issued: IssuedCertificate | undefined;
   let outcome: EnrollmentOutcome;
   try {
-    issued = await obtainCertificate();
-    await step('store', 'Issuing', () =>
-      acts.storeIssuedCertificate({
-        enrollmentId: workflowId,
-        profile: input.profile,
-        deviceId: input.deviceId,
-        issued: issued!,
-      }),
-    );
+    const verified = await verify();
+    const identity = verified.identity;
+    state.deviceId = identity.deviceId;
+    state.vouchedBy = identity.vouchedBy;
+    policy(identity);
+    await admit(identity, verified.renewalOf);
+    issued = await issue();
+    await handOff(issued);
     // Intune: no certificate reaches the device unless the MDM has accepted the success notice.
-    if (input.policy.mdmTakesNotices)
-      await step('mdm-notify', 'Issuing', () =>
-        acts.notifyMdmSuccess({
-          profile: input.profile,
-          transactionId: input.transactionId,
-          enrollmentId: workflowId,
-          csr: input.csr,
-          issued: issued!,
-        }),
-      );
+    if (input.policy.mdmTakesNotices) await tellMdm(issued);
     outcome = { status: 'SUCCESS', issued };
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     outcome = { status: 'FAILURE', failInfo: err.failInfo, reason: err.reason };
+    await failClosed(outcome.reason);
   }
-
-  if (outcome.status === 'FAILURE') await failClosed(outcome.reason);
-  await step('store', state.status === 'Escalated' ? 'Issuing' : state.status, () => record(outcome)).catch(
-    async (err) => {
-      // The record could not be written and an operator rejected: the device still gets its answer.
-      if (!(err instanceof Refusal)) throw err;
-      outcome = { status: 'FAILURE', failInfo: err.failInfo, reason: err.reason };
-      await failClosed(err.reason);
-    },
-  );
+  outcome = await record(outcome);
 
   // Deliver: the device's waiting update (or its next poll) reads this.
   state.outcome = outcome;
   setStatus(outcome.status === 'SUCCESS' ? 'Issued' : 'Failed');
-  await publish(
-    outcome.status === 'SUCCESS'
-      ? event('enrollment.succeeded', {
-          serialHex: outcome.issued.serialHex,
-          notAfter: outcome.issued.notAfter,
-        })
-      : event('enrollment.failed', { failInfo: outcome.failInfo, reason: outcome.reason }),
-  );
-  if (outcome.status === 'SUCCESS') {
-    const certificate = outcome.issued;
-    await step('hand-off', 'Issued', () =>
-      acts.handOffToLifecycle({
+  // Let the API's waiting update read the outcome before the workflow closes.
+  await condition(allHandlersFinished);
+  return { fingerprint: input.fingerprint, outcome, deviceId: state.deviceId };
+
+  /**
+   * Who is this? A renewal is whoever its signing certificate was issued to (and, where the profile
+   * asks, the MDM must say the same); anything else is whoever the MDM vouches for.
+   */
+  async function verify(): Promise<{ identity: VerifiedIdentity; renewalOf?: string }> {
+    state.status = 'Verifying';
+    let renewal: { identity: VerifiedIdentity; serialHex: string } | undefined;
+    if (input.renewalSigner) {
+      const signer = await step('renewal-check', () =>
+        local.checkRenewalSigner({ profile: input.profile, signerCertificate: input.renewalSigner! }),
+      );
+      if (signer.verdict === 'refused') {
+        audit('renewal.refused', { reason: signer.reason });
+        throw new Refusal(signer.failInfo, signer.reason);
+      }
+      audit('renewal.signer_accepted', {
+        signerSerialHex: signer.serialHex,
+        deviceId: signer.identity.deviceId,
+      });
+      renewal = { identity: signer.identity, serialHex: signer.serialHex };
+      if (!input.policy.renewalRequiresMdm)
+        return { identity: renewal.identity, renewalOf: renewal.serialHex };
+    }
+    const verdict = await step('verify', () =>
+      local.verifyWithMdm({ profile: input.profile, transactionId: input.transactionId, csr: input.csr }),
+    );
+    if (verdict.verdict === 'rejected') {
+      audit('mdm.rejected', { reason: verdict.reason });
+      throw new Refusal('badRequest', verdict.reason);
+    }
+    const { identity } = verdict;
+    audit('mdm.approved', { deviceId: identity.deviceId, vouchedBy: identity.vouchedBy });
+    if (renewal && renewal.identity.deviceId !== identity.deviceId)
+      throw new Refusal(
+        'badRequest',
+        `the MDM vouches for ${identity.deviceId}, the renewal is signed by ${renewal.identity.deviceId}'s certificate`,
+      );
+    return renewal ? { identity, renewalOf: renewal.serialHex } : { identity };
+  }
+
+  /** The key must suit the profile, and the template must give this identity a certificate. */
+  function policy(identity: VerifiedIdentity): void {
+    const key = checkCsrPolicy(input.csrSummary, input.policy);
+    if (!key.ok) {
+      audit('policy.rejected', { reason: key.reason });
+      throw new Refusal('badRequest', key.reason);
+    }
+    const templated = applySubjectTemplate(input.policy.template, identity, input.csrSummary);
+    if (!templated.ok) {
+      audit('policy.rejected', { reason: templated.reason });
+      throw new Refusal('badRequest', templated.reason);
+    }
+    if (templated.dropped.length > 0) audit('policy.csr_fields_dropped', { dropped: templated.dropped });
+  }
+
+  /**
+   * May this request replace what the device holds? Recorded before anything is issued; a request
+   * nobody vouched for that would replace a valid certificate waits for an operator.
+   */
+  async function admit(identity: VerifiedIdentity, renewalOf: string | undefined): Promise<void> {
+    const admission = await step('admit', () =>
+      local.admitEnrollment({
+        enrollmentId: workflowId,
         profile: input.profile,
-        deviceId: input.deviceId,
+        identity,
+        csrSha256: input.fingerprint.csrSha256,
+        ...(renewalOf ? { renewalOf } : {}),
+        trail: [...trail],
+      }),
+    );
+    if (admission.decision === 'refused') {
+      audit('admission.refused', { reason: admission.reason });
+      throw new Refusal('badRequest', admission.reason);
+    }
+    // On record with the admission: later entries are new.
+    trail.length = 0;
+    if (admission.decision === 'admitted') return;
+    const operator = await awaitOperator(
+      'AwaitingApproval',
+      admission.reason,
+      'enrollment.awaiting_approval',
+      {
+        reason: admission.reason,
+      },
+    );
+    if (operator.kind === 'reject') throw new Refusal('badRequest', operator.reason);
+    const by = operator.by ?? 'operator';
+    await step('approval', () =>
+      local.recordApproval({
+        enrollmentId: workflowId,
+        by,
+        ...(operator.note ? { note: operator.note } : {}),
+      }),
+    );
+  }
+
+  /** The CA adapter signs and stores; it checks the admission again and takes nothing on trust. */
+  async function issue(): Promise<IssuedCertificate> {
+    // Visible in the Web UI: from here the enrollment waits on another queue (the HSM host, or Atlas).
+    setStatus('Issuing');
+    return step('issue', () => {
+      // Chosen per attempt: after an escalation the certificate is still valid from (about) now.
+      const now = Date.now();
+      return ca.issueCertificate({
+        profile: input.profile,
+        enrollmentId: workflowId,
+        csr: input.csr,
+        // Devices' clocks drift: a certificate valid from "now" may look not-yet-valid to them.
+        notBefore: new Date(now - input.policy.backdateSeconds * 1000).toISOString(),
+        notAfter: new Date(now + input.policy.validitySeconds * 1000).toISOString(),
+      });
+    });
+  }
+
+  /** From here the device's lifecycle holds the certificate: renewal timers, revocation by device. */
+  async function handOff(certificate: IssuedCertificate): Promise<void> {
+    await step('hand-off', () =>
+      local.handOffToLifecycle({
+        profile: input.profile,
+        deviceId: state.deviceId,
         certificate: {
           serialHex: certificate.serialHex,
           issuingCa: certificate.issuingCa,
@@ -203,97 +306,39 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
           enrollmentId: workflowId,
         },
       }),
-    ).catch((err) => {
-      // The device has its certificate; only the lifecycle bookkeeping was refused by an operator.
-      if (!(err instanceof Refusal)) throw err;
-    });
-  }
-  // Let the API's waiting update read the outcome before the workflow closes.
-  await condition(allHandlersFinished);
-  return { fingerprint: input.fingerprint, outcome };
-
-  /** Renewal check → MDM → policy → issue. Throws Refusal for any definitive "no". */
-  async function obtainCertificate(): Promise<IssuedCertificate> {
-    audit('enrollment.received', {
-      messageType: input.messageType,
-      subject: input.csrSummary.subject,
-      renewal: !!input.renewalSigner,
-    });
-
-    let skipMdm = false;
-    if (input.renewalSigner) {
-      setStatus('Verifying');
-      const signer = await step('renewal-check', 'Verifying', () =>
-        acts.checkRenewalSigner({
-          profile: input.profile,
-          deviceId: input.deviceId,
-          signerCertificate: input.renewalSigner!,
-        }),
-      );
-      if (signer.verdict === 'refused') {
-        audit('renewal.refused', { reason: signer.reason });
-        throw new Refusal(signer.failInfo, signer.reason);
-      }
-      audit('renewal.signer_accepted', { signerSerialHex: signer.serialHex });
-      skipMdm = !input.policy.renewalRequiresMdm;
-    }
-
-    if (!skipMdm) {
-      const verdict = await step('mdm', 'Verifying', () =>
-        acts.verifyWithMdm({ profile: input.profile, transactionId: input.transactionId, csr: input.csr }),
-      );
-      if (verdict.verdict === 'rejected') {
-        audit('mdm.rejected', { reason: verdict.reason });
-        throw new Refusal('badRequest', verdict.reason);
-      }
-      audit('mdm.approved');
-    }
-
-    const policy = checkCsrPolicy(input.csrSummary, input.policy);
-    if (!policy.ok) {
-      audit('policy.rejected', { reason: policy.reason });
-      throw new Refusal('badRequest', policy.reason);
-    }
-
-    const now = Date.now();
-    const request = {
-      profile: input.profile,
-      enrollmentId: workflowId,
-      csr: input.csr,
-      serialHex: newSerialHex(),
-      // Devices' clocks drift: a certificate valid from "now" may look not-yet-valid to them.
-      notBefore: new Date(now - input.policy.backdateSeconds * 1000).toISOString(),
-      notAfter: new Date(now + input.policy.validitySeconds * 1000).toISOString(),
-    };
-    const certificate = await step('issue', 'Issuing', () =>
-      input.policy.ca === 'local-hsm' ? hsm.issueCertificate(request) : upstream.issueUpstream(request),
     );
-    audit('certificate.issued', {
-      serialHex: certificate.serialHex,
-      notAfter: certificate.notAfter,
-      issuingCa: certificate.issuingCa,
-    });
-    return certificate;
   }
 
-  /** A FAILURE: revoke what was issued but never delivered, and tell the MDM. */
-  async function failClosed(reason: string) {
+  async function tellMdm(certificate: IssuedCertificate): Promise<void> {
+    await step('mdm-notify', () =>
+      local.notifyMdmSuccess({
+        profile: input.profile,
+        transactionId: input.transactionId,
+        enrollmentId: workflowId,
+        csr: input.csr,
+        issued: certificate,
+      }),
+    );
+  }
+
+  /** A FAILURE: revoke what was issued but never delivered (its lifecycle hears of it), and tell the MDM. */
+  async function failClosed(reason: string): Promise<void> {
     if (issued) {
-      const toRevoke = issued;
-      await notifyQuietly(() =>
-        hsm.revokeCertificate({
-          issuingCa: toRevoke.issuingCa,
-          serialHex: toRevoke.serialHex,
+      const undelivered = issued;
+      await quietly(() =>
+        ca.revokeCertificate({
+          issuingCa: undelivered.issuingCa,
+          serialHex: undelivered.serialHex,
           reason: 'cessationOfOperation',
           revokedAt: new Date().toISOString(),
           actor: `workflow:${workflowId}`,
         }),
       );
-      audit('certificate.revoked_undelivered', { serialHex: toRevoke.serialHex });
+      audit('certificate.revoked_undelivered', { serialHex: undelivered.serialHex });
     }
     if (input.policy.mdmTakesNotices)
-      await notifyQuietly(() =>
-        acts.notifyMdmFailure({
+      await quietly(() =>
+        local.notifyMdmFailure({
           profile: input.profile,
           transactionId: input.transactionId,
           csr: input.csr,
@@ -302,81 +347,125 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
       );
   }
 
-  async function record(result: EnrollmentOutcome) {
-    await acts.recordEnrollment({
-      enrollmentId: workflowId,
-      request: {
-        profile: input.profile,
-        transactionId: input.transactionId,
-        messageType: input.messageType,
-        deviceId: input.deviceId,
-        csr: input.csr,
-        csrSha256: input.fingerprint.csrSha256,
-      },
-      receivedAt,
-      completedAt: new Date().toISOString(),
-      outcome: result,
-      trail: [...trail],
-    });
+  /**
+   * Outcome, device row, audit trail and the event for integrations, in one transaction. If it cannot
+   * be written and an operator rejects, the device still gets an answer: FAILURE, fail-closed.
+   */
+  async function record(result: EnrollmentOutcome): Promise<EnrollmentOutcome> {
+    const write = (final: EnrollmentOutcome) =>
+      local.recordEnrollment({
+        enrollmentId: workflowId,
+        request: {
+          profile: input.profile,
+          transactionId: input.transactionId,
+          messageType: input.messageType,
+          deviceId: state.deviceId,
+          csr: input.csr,
+          csrSha256: input.fingerprint.csrSha256,
+        },
+        receivedAt,
+        completedAt: new Date().toISOString(),
+        outcome: final,
+        trail: [...trail],
+        event:
+          final.status === 'SUCCESS'
+            ? event('enrollment.succeeded', {
+                serialHex: final.issued.serialHex,
+                notAfter: final.issued.notAfter,
+              })
+            : event('enrollment.failed', { failInfo: final.failInfo, reason: final.reason }),
+      });
+    try {
+      await step('record', () => write(result));
+      return result;
+    } catch (err) {
+      if (!(err instanceof Refusal) || result.status === 'FAILURE') throw err;
+      const failure: EnrollmentOutcome = { status: 'FAILURE', failInfo: err.failInfo, reason: err.reason };
+      await failClosed(err.reason);
+      await quietly(() => write(failure));
+      return failure;
+    }
   }
 
   /**
    * Runs one step. A definitive failure becomes a Refusal; an infrastructure failure past the
    * retry budget escalates to an operator, whose `retry` runs the step again.
    */
-  async function step<T>(name: string, status: PkiStatus, run: () => Promise<T>): Promise<T> {
+  async function step<T>(name: string, run: () => Promise<T>): Promise<T> {
     for (;;) {
-      if (state.status !== status) setStatus(status);
       try {
         return await run();
       } catch (err) {
         const refusal = definitiveRefusal(err);
         if (refusal) throw refusal;
-        const decision = await escalate(name, err);
-        if (decision.kind === 'reject') throw new Refusal('badRequest', decision.reason);
-        audit('escalation.retry', { step: name, by: decision.by, note: decision.note });
+        const error = describe(err);
+        const operator = await awaitOperator('Escalated', `${name}: ${error}`, 'enrollment.escalated', {
+          step: name,
+          error,
+        });
+        if (operator.kind === 'reject') throw new Refusal('badRequest', operator.reason);
+        audit('escalation.retry', { step: name, by: operator.by, note: operator.note });
       }
     }
   }
 
-  async function escalate(stepName: string, err: unknown) {
-    const error = describe(err);
+  /**
+   * Waits for an operator (Escalated: retry or reject; AwaitingApproval: approve or reject) until the
+   * escalation deadline, which rejects. Operators hear of it from the Web UI work list and the outbox.
+   */
+  async function awaitOperator(
+    status: 'Escalated' | 'AwaitingApproval',
+    why: string,
+    type: PkiEvent['type'],
+    details: Record<string, unknown>,
+  ): Promise<OperatorDecision> {
+    const previous = state.status;
     const deadlineMs = budget.deadlineSeconds * 1000;
-    state.escalation = {
-      step: stepName,
-      error,
-      since: new Date().toISOString(),
-      deadline: new Date(Date.now() + deadlineMs).toISOString(),
-    };
-    operatorDecision = undefined;
-    setStatus('Escalated');
-    audit('enrollment.escalated', { step: stepName, error });
-    await publish(
-      event('enrollment.escalated', { step: stepName, error, deadline: state.escalation!.deadline }),
+    const since = new Date().toISOString();
+    const deadline = new Date(Date.now() + deadlineMs).toISOString();
+    if (status === 'Escalated')
+      state.escalation = { step: String(details.step), error: String(details.error), since, deadline };
+    else state.approval = { reason: why, since, deadline };
+    decision = undefined;
+    setStatus(status);
+    audit(status === 'Escalated' ? 'enrollment.escalated' : 'enrollment.awaiting_approval', details);
+    const announcement = event(type, { ...details, deadline });
+    await quietly(() =>
+      local.recordEvent({ profile: input.profile, deviceId: state.deviceId, event: announcement, trail: [] }),
     );
-    const decided = await condition(() => operatorDecision !== undefined, deadlineMs);
+    const decided = await condition(() => decision !== undefined, deadlineMs);
     state.escalation = undefined;
+    state.approval = undefined;
+    // Off the operators' work list again, whatever was decided.
+    setStatus(previous);
     if (!decided) {
-      audit('escalation.deadline_passed', { step: stepName });
-      return {
-        kind: 'reject' as const,
-        reason: `no operator decision before the escalation deadline (${stepName}: ${error})`,
-      };
+      audit('operator.deadline_passed', { waitedFor: status, why });
+      return { kind: 'reject', reason: `no operator decision before the escalation deadline (${why})` };
     }
-    const decision = operatorDecision!;
-    operatorDecision = undefined;
-    if (decision.kind === 'reject')
-      audit('escalation.rejected', { step: stepName, by: decision.by, reason: decision.reason });
-    return decision;
+    const made = decision!;
+    decision = undefined;
+    audit(`operator.${made.kind}`, {
+      waitedFor: status,
+      by: made.by,
+      ...('reason' in made ? { reason: made.reason } : {}),
+    });
+    return made;
   }
 
-  /** Best effort: a notification that keeps failing is recorded, never blocks the outcome. */
-  /** Tells the profile's webhooks and operators; a profile with none costs no activity. */
-  async function publish(pkiEvent: PkiEvent) {
-    if (input.policy.publishesEvents) await notifyQuietly(() => notify.publishEvent(pkiEvent));
+  /**
+   * Visibility gets a status when the enrollment waits in it (on another queue, or on an operator) and
+   * the final one; the passing ones of a single workflow task are only in the `state` query.
+   */
+  function setStatus(status: PkiStatus): void {
+    state.status = status;
+    upsertSearchAttributes([
+      { key: PkiStatusKey, value: status },
+      ...(state.deviceId !== input.claimedDeviceId ? [{ key: DeviceIdKey, value: state.deviceId }] : []),
+    ]);
   }
 
-  async function notifyQuietly(run: () => Promise<unknown>) {
+  /** Best effort: a notice that keeps failing is recorded, never blocks the outcome. */
+  async function quietly(run: () => Promise<unknown>): Promise<void> {
     try {
       await CancellationScope.nonCancellable(run);
     } catch (err) {
@@ -390,9 +479,10 @@ function definitiveRefusal(err: unknown): Refusal | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (!(cause instanceof ApplicationFailure) || !cause.nonRetryable) return undefined;
   switch (cause.type) {
-    case 'InvalidCsr':
+    case FAILURE.invalidCsr:
       return new Refusal('badMessageCheck', cause.message);
-    case 'UpstreamPolicyViolation':
+    case FAILURE.upstreamPolicy:
+    case FAILURE.refusedIssuance:
       return new Refusal('badRequest', cause.message);
     default:
       // Other non-retryable failures (unknown profile, upstream outcome unknown) need a person.
@@ -403,14 +493,4 @@ function definitiveRefusal(err: unknown): Refusal | undefined {
 function describe(err: unknown): string {
   const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
   return cause instanceof Error ? cause.message : String(cause);
-}
-
-/**
- * 122 random bits (a v4 UUID) from the workflow's seeded random source: the same on replay, so a
- * retried issuance signs the same serial.
- */
-function newSerialHex(): string {
-  const hex = uuid4().replaceAll('-', '');
-  // First nibble 1..7: positive, and never a leading zero byte that DER would have to drop.
-  return ((Number.parseInt(hex[0]!, 16) % 7) + 1).toString(16) + hex.slice(1);
 }

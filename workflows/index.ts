@@ -1,5 +1,6 @@
 // Everything the worker's workflow bundle registers.
 
+export { certificateRevocation } from './certificate-revocation.js';
 export { refreshCrls } from './crl-refresh.js';
 export { deviceLifecycle } from './device-lifecycle.js';
 export { enrollment } from './enrollment.js';

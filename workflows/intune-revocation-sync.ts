@@ -1,10 +1,10 @@
 import { ActivityFailure, ApplicationFailure, log, proxyActivities } from '@temporalio/workflow';
 import type {
-  HsmActivities,
+  CaActivities,
   IntuneRevocationResultItem,
   RevocationReason,
   RevocationSyncActivities,
-} from '../activities/types.js';
+} from './activities.js';
 import { HSM_TASK_QUEUE } from './definitions.js';
 
 /** Intune's largest batch (downloadRevocationRequests maxRequests 1-500). */
@@ -33,19 +33,21 @@ const acts = proxyActivities<RevocationSyncActivities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
 });
-const hsm = proxyActivities<Pick<HsmActivities, 'revokeCertificate'>>({
-  taskQueue: HSM_TASK_QUEUE,
-  startToCloseTimeout: '30 seconds',
-  // No HSM host polling for 5 minutes is an answer too: 4100, Intune offers the request again.
-  scheduleToCloseTimeout: '5 minutes',
-  // Bounded: a request we cannot revoke now is answered retryable (4100) and Intune offers it again.
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-});
+/** The CA adapter of a profile, on its queue (decisions recorded before CA queues existed name none). */
+const caOn = (taskQueue: string | undefined) =>
+  proxyActivities<Pick<CaActivities, 'revokeCertificate'>>({
+    taskQueue: taskQueue ?? HSM_TASK_QUEUE,
+    startToCloseTimeout: '30 seconds',
+    // No CA host polling for 5 minutes is an answer too: 4100, Intune offers the request again.
+    scheduleToCloseTimeout: '5 minutes',
+    // Bounded: a request we cannot revoke now is answered retryable (4100) and Intune offers it again.
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+  });
 
 /**
  * One pass over Intune's revocation queue for a profile (Schedule `intune-revocations/<profile>`):
- * download, revoke what is ours in the HSM (the CRL is re-signed), move the devices' lifecycles to
- * Revoked, upload one result per request. The downloaded requests live in this history, so a worker
+ * download, revoke what is ours at its CA (our CRL is re-signed), revoke the whole device when it
+ * was its current certificate (lifecycle `revoke`), upload one result per request. The downloaded requests live in this history, so a worker
  * crash resumes with them; every step is idempotent per request context.
  */
 export async function intuneRevocationSync(
@@ -78,7 +80,7 @@ export async function intuneRevocationSync(
         continue;
       }
       try {
-        await hsm.revokeCertificate({
+        await caOn(decision.caQueue).revokeCertificate({
           issuingCa: decision.issuingCa,
           serialHex: decision.serialHex,
           reason: INTUNE_REVOCATION_REASON,

@@ -2,21 +2,45 @@
  * A step-ca compatible SCEPCHALLENGE webhook: an external service (the customer's own MDM glue)
  * decides from the challenge and the CSR. Requests are signed with HMAC-SHA256 so the service can
  * tell they come from us. Wire contract: shared/reference/contracts.md (step-ca).
+ *
+ * The allow answer vouches for the device it names in `data` (step-ca's template data):
+ * `{"allow": true, "data": {"deviceId": "...", "commonName"?, "serialNumber"?, "udid"?, "name"?,
+ * "upn"?, "email"?: [], "dns"?: [], "uri"?: []}}`. An allow without `data.deviceId` vouches for
+ * nobody: the request names itself, as with a static challenge.
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { secretFromEnv } from '../../config/load.js';
 import type { MdmVerifierConfig } from '../../config/profile-types.js';
+import { requesterChosenIdentity, vouchedIdentity } from '../../pki/admission/identity.js';
 import { type CsrInfo, parseCsr } from '../../pki/x509/csr.js';
-import type { MdmVerdict } from '../types.js';
+import type { MdmVerdict } from '../../workflows/activities.js';
 import { SUBJECT_OID, subjectAttributes } from './csr-subject.js';
 import { DEFAULT_TIMEOUT_MS, isSuccess, jsonBody, MdmUnavailableError, send, statusError } from './http.js';
 import type { MdmVerifier } from './verifier.js';
 
 export type ChallengeWebhookConfig = Extract<MdmVerifierConfig, { type: 'challenge-webhook' }>;
 
+const text = z.string().trim().min(1).max(256);
+const texts = z.array(z.string().trim().min(1).max(512)).max(50);
+/** The identity an allow answer vouches for. */
+const vouchedData = z
+  .object({
+    deviceId: text,
+    commonName: text.optional(),
+    serialNumber: text.optional(),
+    udid: text.optional(),
+    name: text.optional(),
+    upn: text.optional(),
+    email: texts.optional(),
+    dns: texts.optional(),
+    uri: texts.optional(),
+  })
+  .loose();
+
 const webhookAnswer = z.object({
   allow: z.boolean(),
+  data: z.record(z.string(), z.unknown()).nullish(),
   error: z.object({ code: z.string().nullish(), message: z.string().nullish() }).loose().nullish(),
 });
 
@@ -60,7 +84,14 @@ export function challengeWebhookVerifier(
       if (!isSuccess(reply.status)) throw statusError(reply, what);
       const answer = webhookAnswer.safeParse(jsonBody(reply, what));
       if (!answer.success) throw new MdmUnavailableError(`${what}: answer carries no boolean "allow"`);
-      if (answer.data.allow) return { verdict: 'approved' };
+      if (answer.data.allow) {
+        const vouched = vouchedData.safeParse(answer.data.data ?? {});
+        const identity = vouched.success
+          ? vouchedIdentity('challenge-webhook', vouched.data.deviceId, vouched.data)
+          : requesterChosenIdentity(parsed.csr.commonName);
+        if (typeof identity === 'string') return { verdict: 'rejected', reason: identity };
+        return { verdict: 'approved', identity };
+      }
       const message = answer.data.error?.message?.trim();
       return {
         verdict: 'rejected',

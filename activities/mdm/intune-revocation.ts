@@ -7,6 +7,9 @@
  * revokeCertificate (pki-hsm) revokes locally or at the upstream CA that issued the certificate;
  * one it refuses for good is answered 4000.
  *
+ * A tenant only ever touches its own profiles: a request naming (as caConfiguration) a profile of
+ * another tenant, or one that is not an Intune profile, is looked up under the schedule's profile.
+ *
  * Idempotent per request context: a certificate we revoked for a request context carries the audit
  * actor `intune:<requestContext>`, so a request Intune hands out again (our upload was lost) is
  * answered succeeded again instead of 4005 "already revoked".
@@ -14,10 +17,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { and, eq, inArray } from 'drizzle-orm';
 import { findProfile } from '../../config/load.js';
+import { caTaskQueue } from '../../config/policies.js';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { auditEvents, certificates } from '../../db/schema.js';
-import type { IntuneRevocationDecision, RevocationSyncActivities } from '../types.js';
+import type { IntuneRevocationDecision, RevocationSyncActivities } from '../../workflows/activities.js';
 import { INTUNE_REVOCATION_ERROR, type IntuneRevocationClient, intuneRevocationClient } from './intune.js';
 
 export interface IntuneRevocationDeps {
@@ -66,9 +70,12 @@ export function createIntuneRevocationActivities(
     async resolveIntuneRevocations({ profile, requests }) {
       if (requests.length === 0) return [];
       // The certificate was issued under the profile we named as caConfiguration; a request that
-      // echoes none (or an unknown one) is looked up under the schedule's profile.
-      const profileOf = (caConfiguration: string | null) =>
-        caConfiguration && findProfile(deps.config, caConfiguration) ? caConfiguration : profile;
+      // echoes none, an unknown one or one of another tenant is looked up under the schedule's profile.
+      const tenant = tenantOf(findProfile(deps.config, profile));
+      const profileOf = (caConfiguration: string | null) => {
+        const named = caConfiguration ? findProfile(deps.config, caConfiguration) : undefined;
+        return named && tenant !== undefined && tenantOf(named) === tenant ? named.name : profile;
+      };
       const serials = [...new Set(requests.map((r) => r.serialHex.toLowerCase()))];
       const profiles = [...new Set(requests.map((r) => profileOf(r.caConfiguration)))];
       const rows = await deps.db
@@ -119,6 +126,7 @@ export function createIntuneRevocationActivities(
           serialHex,
           profile: row.profile,
           deviceId: row.deviceId,
+          caQueue: caTaskQueue(findProfile(deps.config, row.profile)!),
         };
         if (row.status !== 'revoked') return revoke;
         // Revoked for this very request earlier (the upload was lost): redo it, idempotently.
@@ -137,4 +145,9 @@ export function createIntuneRevocationActivities(
       await clientOf(profile).uploadRevocationResults(results);
     },
   };
+}
+
+/** The Entra ID tenant of an Intune profile. */
+function tenantOf(profile: Profile | undefined): string | undefined {
+  return profile?.mdm.type === 'intune' ? profile.mdm.tenantId.toLowerCase() : undefined;
 }

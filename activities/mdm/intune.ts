@@ -1,12 +1,17 @@
 /**
  * Intune SCEP validation (the role Microsoft's NDES connector plays): Intune made the challenge and
  * put it in the device's SCEP profile, so only Intune can say whether the CSR is the one it targeted.
+ * Intune checks the CSR's subject and SANs against the profile it deployed (SubjectNameMismatch
+ * otherwise), so what it validated is what it vouches for: the device id is the CSR attribute the
+ * profile names (its CN, or the SAN URI IntuneDeviceId://<id>).
  * Wire contract: shared/reference/contracts.md (Intune).
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { type IdentityAttributes, vouchedIdentity } from '../../pki/admission/identity.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
-import type { MdmVerdict } from '../types.js';
+import { type CsrInfo, parseCsr } from '../../pki/x509/csr.js';
+import type { MdmVerdict } from '../../workflows/activities.js';
 import { MdmUnavailableError } from './http.js';
 import { CALLER_INFO, IntuneClient, type IntuneClientOptions, type IntuneConfig } from './intune-client.js';
 import type { MdmVerifier } from './verifier.js';
@@ -20,6 +25,22 @@ const HRESULT_E_FAIL = 0x80004005 | 0;
 const MAX_ERROR_DESCRIPTION = 255;
 
 const scepAnswer = z.object({ code: z.string().min(1), errorDescription: z.string().nullish() });
+/** The SAN URI Intune SCEP profiles carry the device id in (IntuneDeviceId://{{DeviceId}}). */
+const INTUNE_DEVICE_ID_URI = /^IntuneDeviceId:\/\/(.+)$/i;
+
+/** The attributes of a CSR Intune validated. */
+export function intuneAttributes(csr: CsrInfo): IdentityAttributes {
+  const intuneDeviceId = csr.subjectAltNames.uri
+    .map((uri) => INTUNE_DEVICE_ID_URI.exec(uri)?.[1])
+    .find((id) => id !== undefined);
+  return {
+    ...(csr.commonName ? { commonName: csr.commonName } : {}),
+    ...(intuneDeviceId ? { intuneDeviceId } : {}),
+    email: csr.subjectAltNames.email,
+    dns: csr.subjectAltNames.dns,
+    uri: csr.subjectAltNames.uri,
+  };
+}
 
 export function intuneVerifier(cfg: IntuneConfig, opts: IntuneClientOptions = {}): MdmVerifier {
   const client = new IntuneClient(cfg, opts);
@@ -37,7 +58,23 @@ export function intuneVerifier(cfg: IntuneConfig, opts: IntuneClientOptions = {}
       const { code, description } = await scepAction('validateRequest', {
         request: { transactionId, certificateRequest: base64(csr), callerInfo: CALLER_INFO },
       });
-      if (code === 'Success') return { verdict: 'approved' };
+      if (code === 'Success') {
+        const parsed = await parseCsr(csr);
+        if (!parsed.ok) return { verdict: 'rejected', reason: `CSR unreadable: ${parsed.message}` };
+        const attributes = intuneAttributes(parsed.csr);
+        const deviceId = attributes[cfg.deviceIdFrom];
+        if (!deviceId)
+          return {
+            verdict: 'rejected',
+            reason:
+              cfg.deviceIdFrom === 'intuneDeviceId'
+                ? 'the request carries no SAN URI IntuneDeviceId://<id> to name the device by'
+                : 'the request carries no CN to name the device by',
+          };
+        const identity = vouchedIdentity('intune', deviceId, attributes);
+        if (typeof identity === 'string') return { verdict: 'rejected', reason: identity };
+        return { verdict: 'approved', identity };
+      }
       // A 200 with any other code is Intune's definitive no (ChallengeExpired, SubjectNameMismatch...).
       return { verdict: 'rejected', reason: description ? `${code}: ${description}` : code };
     },

@@ -1,18 +1,21 @@
 /**
  * Jamf Pro. Jamf asks us for a challenge per SCEP payload (SCEPChallenge webhook, api/mdm-routes.ts),
  * so the challenge is a one-time challenge consumed here; then the device must be in Jamf's
- * inventory (computers or mobile devices). Wire contract: shared/reference/contracts.md (Jamf Pro).
+ * inventory (computers or mobile devices), and the identity is Jamf's inventory record, not what the
+ * CSR says: device id (serial or UDID, per profile), serial, UDID and name as Jamf knows them.
+ * Wire contract: shared/reference/contracts.md (Jamf Pro).
  *
- * Device serial rule: the CSR subject's serialNumber attribute (2.5.4.5) when present, else its CN.
- * Jamf's SCEP payload usually sets Subject to CN=$SERIALNUMBER; a profile that names devices
- * otherwise must add serialNumber=$SERIALNUMBER to the subject.
+ * Lookup rule: the CSR subject's serialNumber attribute (2.5.4.5) when present, else its CN, is the
+ * serial searched. Jamf's SCEP payload usually sets Subject to CN=$SERIALNUMBER; a profile that
+ * names devices otherwise must add serialNumber=$SERIALNUMBER to the subject.
  */
 import { z } from 'zod';
 import { secretFromEnv } from '../../config/load.js';
 import type { MdmVerifierConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
+import { type IdentityAttributes, vouchedIdentity } from '../../pki/admission/identity.js';
 import { type CsrInfo, parseCsr } from '../../pki/x509/csr.js';
-import type { MdmVerdict } from '../types.js';
+import type { MdmVerdict } from '../../workflows/activities.js';
 import { SUBJECT_OID, subjectValues } from './csr-subject.js';
 import { DEFAULT_TIMEOUT_MS, isSuccess, jsonBody, MdmUnavailableError, send, statusError } from './http.js';
 import { ClientCredentialsToken } from './oauth.js';
@@ -21,7 +24,32 @@ import type { MdmVerifier } from './verifier.js';
 
 export type JamfConfig = Extract<MdmVerifierConfig, { type: 'jamf' }>;
 
-const searchAnswer = z.object({ totalCount: z.number().int().min(0) }).loose();
+const text = z.string().trim().min(1).max(256).nullish();
+/** A computers-inventory or mobile-devices/detail result: the fields we read, wherever Jamf puts them. */
+const inventoryRecord = z
+  .object({
+    udid: text,
+    serialNumber: text,
+    name: text,
+    general: z.object({ name: text, displayName: text, udid: text }).loose().nullish(),
+    hardware: z.object({ serialNumber: text }).loose().nullish(),
+  })
+  .loose();
+const searchAnswer = z
+  .object({ totalCount: z.number().int().min(0), results: z.array(inventoryRecord).default([]) })
+  .loose();
+
+/** What Jamf's record says about the device. */
+function recordAttributes(record: z.infer<typeof inventoryRecord>): IdentityAttributes {
+  const attributes: IdentityAttributes = {};
+  const serialNumber = record.hardware?.serialNumber ?? record.serialNumber;
+  const udid = record.udid ?? record.general?.udid;
+  const name = record.general?.name ?? record.general?.displayName ?? record.name;
+  if (serialNumber) attributes.serialNumber = serialNumber;
+  if (udid) attributes.udid = udid;
+  if (name) attributes.name = name;
+  return attributes;
+}
 
 /** The serial number Jamf knows the device by (see the rule above), or undefined. */
 export function deviceSerialOf(csr: Pick<CsrInfo, 'subject' | 'commonName'>): string | undefined {
@@ -45,8 +73,12 @@ export function jamfVerifier(
     what: 'Jamf OAuth',
   });
 
-  /** totalCount of a Jamf inventory search; 401 forgets the token so the retry gets a fresh one. */
-  const count = async (path: string, filter: string, what: string): Promise<number> => {
+  /** The first record of a Jamf inventory search; 401 forgets the token so the retry gets a fresh one. */
+  const search = async (
+    path: string,
+    filter: string,
+    what: string,
+  ): Promise<z.infer<typeof inventoryRecord> | undefined> => {
     const query = path.includes('?') ? '&' : '?';
     const reply = await send(
       `${base}${path}${query}filter=${encodeURIComponent(filter)}`,
@@ -60,7 +92,24 @@ export function jamfVerifier(
     if (!isSuccess(reply.status)) throw statusError(reply, what);
     const answer = searchAnswer.safeParse(jsonBody(reply, what));
     if (!answer.success) throw new MdmUnavailableError(`${what}: answer carries no totalCount`);
-    return answer.data.totalCount;
+    if (answer.data.totalCount === 0) return undefined;
+    // Jamf counted the device but sent no record: not a decision about the device.
+    const [record] = answer.data.results;
+    if (!record) throw new MdmUnavailableError(`${what}: totalCount ${answer.data.totalCount} but no result`);
+    return record;
+  };
+  const identityFrom = (record: z.infer<typeof inventoryRecord>, searched: string): MdmVerdict => {
+    const attributes = recordAttributes(record);
+    const deviceId = attributes[cfg.deviceIdFrom];
+    if (!deviceId)
+      return {
+        verdict: 'rejected',
+        reason: `Jamf's record of ${searched} has no ${cfg.deviceIdFrom} to name the device by`,
+      };
+    const identity = vouchedIdentity('jamf', deviceId, attributes);
+    return typeof identity === 'string'
+      ? { verdict: 'rejected', reason: identity }
+      : { verdict: 'approved', identity };
   };
 
   return {
@@ -77,18 +126,18 @@ export function jamfVerifier(
       if (challenge.verdict === 'rejected') return challenge;
 
       const filterValue = rsqlQuote(serial);
-      const computers = await count(
+      const computer = await search(
         '/api/v1/computers-inventory?section=GENERAL&section=HARDWARE',
         `hardware.serialNumber==${filterValue}`,
         'Jamf computers-inventory',
       );
-      if (computers > 0) return { verdict: 'approved' };
-      const mobiles = await count(
+      if (computer) return identityFrom(computer, serial);
+      const mobile = await search(
         '/api/v2/mobile-devices/detail',
         `serialNumber==${filterValue}`,
         'Jamf mobile-devices',
       );
-      if (mobiles > 0) return { verdict: 'approved' };
+      if (mobile) return identityFrom(mobile, serial);
       return { verdict: 'rejected', reason: `device ${serial} not in Jamf inventory` };
     },
   };

@@ -1,9 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { requesterChosenIdentity } from '../../pki/admission/identity.js';
 import { parseCsr } from '../../pki/x509/csr.js';
-import type { MdmVerdict } from '../types.js';
+import type { MdmVerdict } from '../../workflows/activities.js';
 import type { MdmVerifier } from './verifier.js';
 
-/** The dev and small-fleet verifier: every device of the profile presents one shared challenge. */
+/**
+ * The development verifier: every device of the profile presents one shared challenge. It vouches
+ * for nobody: whoever holds the challenge names itself (its CN), so the profile must accept
+ * requester-chosen names, and replacing a device's certificate this way needs an operator.
+ */
 export function staticChallengeVerifier(expected: string): MdmVerifier {
   const expectedDigest = sha256(expected);
   return {
@@ -16,7 +21,9 @@ export function staticChallengeVerifier(expected: string): MdmVerifier {
       // Compare digests: equal length, constant time, whatever the presented length.
       if (!timingSafeEqual(sha256(presented), expectedDigest))
         return { verdict: 'rejected', reason: 'challenge password does not match' };
-      return { verdict: 'approved' };
+      const identity = requesterChosenIdentity(parsed.csr.commonName);
+      if (typeof identity === 'string') return { verdict: 'rejected', reason: identity };
+      return { verdict: 'approved', identity };
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { MdmVerdict } from '../types.js';
+import type { MdmVerdict } from '../../workflows/activities.js';
 
 export interface MdmRequest {
   profile: string;
@@ -8,9 +8,8 @@ export interface MdmRequest {
 }
 
 export interface MdmSuccessNotice extends MdmRequest {
+  /** DER of the issued certificate (its issuer and serial are what the MDM records). */
   certificate: Uint8Array;
-  /** DER of the certificate that signed it. */
-  issuingCaCertificate: Uint8Array;
 }
 
 export interface MdmFailureNotice extends MdmRequest {
@@ -20,7 +19,7 @@ export interface MdmFailureNotice extends MdmRequest {
 
 /**
  * Asks the device's management system whether this request really comes from an enrolled device,
- * and tells it how the request ended. One adapter per product (activities/mdm/<product>.ts).
+ * and who that device is (the identity it vouches for), and tells it how the request ended. One adapter per product (activities/mdm/<product>.ts).
  *
  * Contract: a definitive answer is a verdict (rejected with the MDM's reason); an infrastructure
  * failure (network, timeout, 401, 5xx, unreadable body) THROWS, so Temporal retries it and, past

@@ -4,7 +4,7 @@
  * same on every retry, so receivers de-duplicate on it.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { PkiEvent } from '../types.js';
+import type { PkiEvent } from '../../workflows/activities.js';
 
 export interface WebhookTarget {
   url: string;

@@ -1,17 +1,21 @@
-import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, eq, isNull, lt, lte, or, sql } from 'drizzle-orm';
+import type { NotificationConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
-import { auditEvents, devices, enrollments } from '../../db/schema.js';
+import { admissions, auditEvents, devices, enrollments } from '../../db/schema.js';
 import type { Sealer } from '../../hsm/token.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
-import type { RecordEnrollmentInput } from '../types.js';
+import type { RecordEnrollmentInput } from '../../workflows/activities.js';
+import { enqueueEvent } from '../notify/outbox.js';
 
 /**
- * Writes an enrollment's outcome, the device's state and the audit trail in one transaction. A retry
- * after a lost reply finds the enrollment row and writes nothing twice.
+ * Writes an enrollment's outcome, the device's state, the audit trail and the event for integrations
+ * (outbox) in one transaction. A retry after a lost reply finds the enrollment row and writes
+ * nothing twice. An enrollment admitted as a readmission lifts the device's block with its success.
  */
 export async function recordEnrollment(
   db: Database,
   sealer: Sealer,
+  notifications: NotificationConfig,
   input: RecordEnrollmentInput,
 ): Promise<void> {
   const { request, outcome } = input;
@@ -51,15 +55,25 @@ export async function recordEnrollment(
         certificateNotAfter: info.notAfter,
         updatedAt: new Date(input.completedAt),
       };
-      // A late, older certificate never displaces a newer current one.
+      // A late, older certificate never displaces a newer current one. Equal notAfter is a renewal
+      // within the same second (one-second resolution): the one recorded last is the newer.
       await tx
         .insert(devices)
         .values({ ...device, ...current })
         .onConflictDoUpdate({
           target: [devices.profile, devices.deviceId],
           set: current,
-          setWhere: or(isNull(devices.certificateNotAfter), lt(devices.certificateNotAfter, info.notAfter)),
+          setWhere: or(isNull(devices.certificateNotAfter), lte(devices.certificateNotAfter, info.notAfter)),
         });
+      const [admission] = await tx
+        .select({ readmits: admissions.readmits })
+        .from(admissions)
+        .where(eq(admissions.enrollmentId, input.enrollmentId));
+      if (admission?.readmits)
+        await tx
+          .update(devices)
+          .set({ blockedAt: null, blockedReason: null })
+          .where(and(eq(devices.profile, device.profile), eq(devices.deviceId, device.deviceId)));
     } else {
       await tx
         .insert(devices)
@@ -93,6 +107,7 @@ export async function recordEnrollment(
         details: { transactionId: request.transactionId, ...entry.details },
       })),
     );
+    await enqueueEvent(tx, notifications, input.event);
   });
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { enrollmentPolicy } from '../../config/policies.js';
 import type { Profile } from '../../config/profile-types.js';
 import { decodePkiMessage } from '../../pki/scep/decode.js';
 import { encodeCertRep } from '../../pki/scep/encode.js';
@@ -51,6 +52,8 @@ export async function handlePkiOperation(
       digest: request.digest,
     });
   if (!TRANSACTION_ID.test(request.transactionId)) return failure('badRequest');
+  // Single DES (56-bit keys) only where the profile knowingly accepts it (micromdm scepclient 2.1.0).
+  if (request.contentCipher === 'des-cbc' && !profile.legacyCiphers) return failure('badAlg');
 
   const signerKeySha256 = sha256Hex(certificateInfo(request.signerCertificate).subjectPublicKeyInfo);
   let answer: GatewayAnswer;
@@ -137,26 +140,19 @@ async function enrollmentInput(
     profile: profile.name,
     transactionId: transactionKey(request),
     messageType: request.messageType,
-    deviceId: csr.commonName ?? csr.subjectText,
+    // Only shown until the verifier says who the device is.
+    claimedDeviceId: (csr.commonName ?? csr.subjectText).slice(0, 256) || '(no subject)',
     csr: Buffer.from(request.csr).toString('base64'),
     csrSummary: {
       subject: csr.subjectText,
       commonName: csr.commonName,
       publicKey: csr.publicKey,
+      subjectAttributes: csr.subjectAttributes,
       subjectAltNames: csr.subjectAltNames,
+      requestsCa: csr.requestsCa,
     },
     fingerprint: { csrSha256: sha256Hex(request.csr), signerKeySha256 },
-    policy: {
-      minRsaBits: profile.template.minRsaBits,
-      allowedCurves: profile.template.allowedCurves,
-      validitySeconds: profile.template.validitySeconds,
-      backdateSeconds: profile.template.backdateSeconds,
-      ca: profile.ca.type === 'local-hsm' ? 'local-hsm' : 'upstream',
-      renewalRequiresMdm: profile.renewalRequiresMdm,
-      mdmTakesNotices: profile.mdm.type === 'intune',
-      publishesEvents: profile.notifications.webhooks.length > 0 || profile.notifications.email !== undefined,
-      escalation: profile.escalation,
-    },
+    policy: enrollmentPolicy(profile),
     ...(isRenewal(request)
       ? { renewalSigner: Buffer.from(request.signerCertificate).toString('base64') }
       : {}),

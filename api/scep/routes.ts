@@ -5,10 +5,10 @@ import { capabilitiesText } from '../../pki/scep/capabilities.js';
 import { decodeGetMessageParam } from '../../pki/scep/decode.js';
 import { encodeCertsOnly, encodeSignedCertsOnly } from '../../pki/scep/encode.js';
 import type { EnrollmentGateway } from '../enrollment-gateway.js';
+import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
 import type { ProfileRa } from '../ra.js';
 import type { RevocationService } from '../revocation-routes.js';
 import { handlePkiOperation } from './pki-operation.js';
-import { type RateLimitSettings, rateLimitFromEnv, scepRateLimit } from './rate-limit.js';
 
 export interface ScepDeps {
   config: PkiConfig;
@@ -18,7 +18,7 @@ export interface ScepDeps {
   maxBodyBytes: number;
   /** Answers GetCert and GetCRL; without it they get FAILURE badRequest. */
   revocation?: RevocationService;
-  /** Per-client-IP token bucket; default from SCEP_RATE_PER_MINUTE / SCEP_RATE_BURST (rate-limit.ts). */
+  /** Per-client-IP token bucket; default from SCEP_RATE_PER_MINUTE / SCEP_RATE_BURST (api/http/rate-limit.ts). */
   rateLimit?: RateLimitSettings;
 }
 
@@ -33,7 +33,7 @@ export function scepRoutes(deps: ScepDeps): Hono {
     onError: (c) => c.text(`request body exceeds ${deps.maxBodyBytes} bytes`, 413),
   });
   const handler = (c: Context) => handle(c, deps);
-  const rate = scepRateLimit(deps.rateLimit ?? rateLimitFromEnv());
+  const rate = rateLimit('scep', deps.rateLimit);
   for (const path of ['/scep', '/scep/:profile', '/cgi-bin/pkiclient.exe']) {
     app.get(path, rate, handler);
     app.post(path, rate, limit, handler);

@@ -22,7 +22,11 @@ export interface CsrInfo {
   publicKey: CsrPublicKey;
   subjectPublicKeyInfo: Uint8Array;
   challengePassword?: string;
+  /** Subject attributes in DER order (multi-valued RDNs flattened), by OID; non-text values skipped. */
+  subjectAttributes: Array<{ type: string; value: string }>;
   subjectAltNames: SubjectAltNames;
+  /** The extension request asks for basicConstraints cA TRUE. */
+  requestsCa: boolean;
   signatureValid: boolean;
 }
 
@@ -39,6 +43,7 @@ const OID = {
   // Older Windows clients put the requested extensions under Microsoft's own attribute.
   msCertExtensions: '1.3.6.1.4.1.311.2.1.14',
   subjectAltName: '2.5.29.17',
+  basicConstraints: '2.5.29.19',
 } as const;
 
 const CURVE_NAMES: Record<string, string> = {
@@ -103,7 +108,16 @@ function readCsr(der: Uint8Array): CsrInfo {
     publicKey: publicKeyOf(csr.subjectPublicKeyInfo),
     subjectPublicKeyInfo: spki,
     ...(challengePassword !== undefined ? { challengePassword } : {}),
+    subjectAttributes: csr.subject.typesAndValues.flatMap((tv) => {
+      const value = stringValue(tv.value);
+      return value === undefined ? [] : [{ type: tv.type, value }];
+    }),
     subjectAltNames: requestedAltNames(csr),
+    requestsCa: requestedExtensions(csr).some(
+      (e) =>
+        e.extnID === OID.basicConstraints &&
+        pkijs.BasicConstraints.fromBER(e.extnValue.valueBlock.valueHexView).cA === true,
+    ),
     signatureValid: signatureValid(csr, spki),
   };
 }
@@ -112,19 +126,18 @@ function attributeValues(csr: pkijs.CertificationRequest, oid: string): unknown[
   return (csr.attributes ?? []).filter((a) => a.type === oid).flatMap((a) => a.values);
 }
 
-function requestedAltNames(csr: pkijs.CertificationRequest): SubjectAltNames {
-  const requested = [
+/** Extensions of the extension request (and of Microsoft's older attribute for it). */
+function requestedExtensions(csr: pkijs.CertificationRequest): pkijs.Extension[] {
+  return [
     ...attributeValues(csr, OID.extensionRequest),
     ...attributeValues(csr, OID.msCertExtensions),
-  ];
-  for (const value of requested) {
-    const extensions = new pkijs.Extensions({ schema: value });
-    const san = extensions.extensions.find((e) => e.extnID === OID.subjectAltName);
-    if (!san) continue;
-    const altName = pkijs.AltName.fromBER(san.extnValue.valueBlock.valueHexView);
-    return decodeGeneralNames(altName.altNames);
-  }
-  return emptySubjectAltNames();
+  ].flatMap((value) => new pkijs.Extensions({ schema: value }).extensions);
+}
+
+function requestedAltNames(csr: pkijs.CertificationRequest): SubjectAltNames {
+  const san = requestedExtensions(csr).find((e) => e.extnID === OID.subjectAltName);
+  if (!san) return emptySubjectAltNames();
+  return decodeGeneralNames(pkijs.AltName.fromBER(san.extnValue.valueBlock.valueHexView).altNames);
 }
 
 function publicKeyOf(spki: pkijs.PublicKeyInfo): CsrPublicKey {

@@ -4,47 +4,23 @@
  */
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { attributeType, type StringKind, shortName } from './attribute-types.js';
 import type { SubjectAltNames } from './types.js';
 
-type StringKind = 'utf8' | 'printable' | 'ia5';
-
-const ATTRIBUTES: Array<{ short: string; oid: string; kind: StringKind }> = [
-  { short: 'CN', oid: '2.5.4.3', kind: 'utf8' },
-  { short: 'SN', oid: '2.5.4.4', kind: 'utf8' },
-  // X.520 and RFC 5280 fix these two to PrintableString.
-  { short: 'serialNumber', oid: '2.5.4.5', kind: 'printable' },
-  { short: 'C', oid: '2.5.4.6', kind: 'printable' },
-  { short: 'L', oid: '2.5.4.7', kind: 'utf8' },
-  { short: 'ST', oid: '2.5.4.8', kind: 'utf8' },
-  { short: 'street', oid: '2.5.4.9', kind: 'utf8' },
-  { short: 'O', oid: '2.5.4.10', kind: 'utf8' },
-  { short: 'OU', oid: '2.5.4.11', kind: 'utf8' },
-  { short: 'title', oid: '2.5.4.12', kind: 'utf8' },
-  { short: 'GN', oid: '2.5.4.42', kind: 'utf8' },
-  // PKCS#9 and RFC 4519 define these as IA5String.
-  { short: 'emailAddress', oid: '1.2.840.113549.1.9.1', kind: 'ia5' },
-  { short: 'DC', oid: '0.9.2342.19200300.100.1.25', kind: 'ia5' },
-  { short: 'UID', oid: '0.9.2342.19200300.100.1.1', kind: 'utf8' },
-];
-
-const BY_SHORT = new Map(ATTRIBUTES.map((a) => [a.short.toLowerCase(), a]));
-const BY_OID = new Map(ATTRIBUTES.map((a) => [a.oid, a]));
-const DOTTED_OID = /^[0-2](\.(0|[1-9]\d*))+$/;
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
 /** DER Name with one attribute per RDN, in the order given (first = outermost in the DER). */
 export function encodeName(rdns: Array<[string, string]>): Uint8Array {
   const sequence = new asn1js.Sequence({
     value: rdns.map(([type, value]) => {
-      const attribute = BY_SHORT.get(type.toLowerCase());
-      const oid = attribute?.oid ?? (DOTTED_OID.test(type) ? type : undefined);
-      if (!oid) throw new Error(`unknown name attribute type "${type}"`);
+      const attribute = attributeType(type);
+      if (!attribute) throw new Error(`unknown name attribute type "${type}"`);
       return new asn1js.Set({
         value: [
           new asn1js.Sequence({
             value: [
-              new asn1js.ObjectIdentifier({ value: oid }),
-              directoryString(attribute?.kind ?? 'utf8', value),
+              new asn1js.ObjectIdentifier({ value: attribute.oid }),
+              directoryString(attribute.kind, value),
             ],
           }),
         ],
@@ -81,7 +57,7 @@ export function nameToText(der: Uint8Array): string {
 
 function attributeText(block: asn1js.AsnType): string {
   const attribute = new pkijs.AttributeTypeAndValue({ schema: block });
-  const short = BY_OID.get(attribute.type)?.short ?? attribute.type;
+  const short = shortName(attribute.type);
   const text = stringValue(attribute.value);
   return `${short}=${text === undefined ? `#${Buffer.from(attribute.value.toBER()).toString('hex')}` : escapeRfc4514(text)}`;
 }

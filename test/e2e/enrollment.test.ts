@@ -50,7 +50,8 @@ describe('a device enrolls with micromdm scepclient', () => {
       '-ext',
       'extendedKeyUsage',
     ]);
-    expect(text.output).toContain('CN = laptop-001');
+    // The subject is the profile's template applied to the device: scepclient's own O, OU and C are dropped.
+    expect(text.output).toMatch(/subject=CN = laptop-001, O = Device PKI Tests\n/);
     expect(text.output).toContain('TLS Web Client Authentication');
 
     const serial = await serialOf(run.certificatePem!, work);
@@ -68,15 +69,21 @@ describe('a device enrolls with micromdm scepclient', () => {
     // The CSR is at rest only sealed: its challenge password must not appear in the row.
     expect(Buffer.from(enrollment!.csrSealed).includes(Buffer.from(challenge))).toBe(false);
     const trail = await pipeline.db.db
-      .select({ action: auditEvents.action })
+      .select({ action: auditEvents.action, details: auditEvents.details })
       .from(auditEvents)
-      .where(eq(auditEvents.subject, enrollment!.id));
+      .where(eq(auditEvents.subject, enrollment!.id))
+      .orderBy(auditEvents.occurredAt, auditEvents.id);
     expect(trail.map((e) => e.action)).toEqual([
       'enrollment.received',
       'mdm.approved',
+      'policy.csr_fields_dropped',
       'certificate.issued',
       'enrollment.succeeded',
     ]);
+    expect(trail[1]!.details).toMatchObject({ deviceId: 'laptop-001', vouchedBy: null });
+    expect(trail[2]!.details).toEqual({
+      dropped: ['subject C=US', 'subject O=scep-client', 'subject OU=MDM'],
+    });
 
     const [workflow] = await waitForWorkflows(
       pipeline.client,

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Profile, profileSchema } from '../../config/profile-types.js';
@@ -5,6 +8,9 @@ import { certificates, enrollments } from '../../db/schema.js';
 import { type FakeWebhook, startFakeWebhook } from '../fakes/challenge-webhook.js';
 import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
 import { type FakeJamf, startFakeJamf } from '../fakes/jamf.js';
+import { postPkiOperation } from '../support/certrep-attributes.js';
+import { certsFromPkcs7, openssl } from '../support/openssl.js';
+import { buildPkiMessage, makeDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 
@@ -30,11 +36,12 @@ beforeAll(async () => {
   pipeline = await startPipeline({
     configure: (config) => {
       const base = config.profiles[0]!;
-      const profile = (name: string, mdm: unknown): Profile =>
+      const profile = (name: string, mdm: unknown, template: Record<string, unknown> = {}): Profile =>
         profileSchema.parse({
           ...base,
           name,
           mdm,
+          template: { ...base.template, ...template },
           ca: { ...base.ca, keyLabel: `issuing-ca/${name}`, subject: [['CN', `Issuing CA ${name}`]] },
           // Transient failures are retried quickly; an enrollment here never needs an operator.
           escalation: {
@@ -53,15 +60,45 @@ beforeAll(async () => {
           authority: `${intune.url}/`,
           graphUrl: intune.url,
         }),
-        profile('jamf', {
-          type: 'jamf',
-          baseUrl: jamf.url,
-          clientId: jamfCreds.clientId,
-          clientSecretEnv: 'JAMF_SECRET',
-          webhookUser: 'jamf-hook',
-          webhookPasswordEnv: 'JAMF_WEBHOOK_PASSWORD',
-          challengeTtlSeconds: 600,
-        }),
+        profile(
+          'intune-id',
+          {
+            type: 'intune',
+            deviceIdFrom: 'intuneDeviceId',
+            ...intuneCreds,
+            clientSecret: undefined,
+            clientSecretEnv: 'INTUNE_SECRET',
+            authority: `${intune.url}/`,
+            graphUrl: intune.url,
+          },
+          {
+            subject: [['CN', '{{device.id}}']],
+            subjectAltNames: {
+              uri: ['IntuneDeviceId://{{device.intuneDeviceId}}'],
+              email: ['{{device.email}}'],
+            },
+            requesterChosenCommonName: false,
+          },
+        ),
+        profile(
+          'jamf',
+          {
+            type: 'jamf',
+            baseUrl: jamf.url,
+            clientId: jamfCreds.clientId,
+            clientSecretEnv: 'JAMF_SECRET',
+            webhookUser: 'jamf-hook',
+            webhookPasswordEnv: 'JAMF_WEBHOOK_PASSWORD',
+            challengeTtlSeconds: 600,
+          },
+          {
+            subject: [
+              ['CN', '{{device.serialNumber}}'],
+              ['OU', '{{device.name}}'],
+            ],
+            requesterChosenCommonName: false,
+          },
+        ),
         profile('hook', {
           type: 'challenge-webhook',
           url: hook.url,
@@ -116,6 +153,51 @@ describe('Intune verification through SCEP', () => {
     expect(run.code, run.output).toBe(0);
     expect(intune.callsTo('validateRequest').length - before).toBe(2);
     expect(await certificatesOf('intune-flaky')).toHaveLength(1);
+  });
+});
+
+describe('Intune identity through SCEP', () => {
+  const work = mkdtempSync(join(tmpdir(), 'e2e-intune-id-'));
+  const send = async (device: Awaited<ReturnType<typeof makeDevice>>, transactionId: string) => {
+    const ca = await fetch(`${pipeline.url}/scep/intune-id?operation=GetCACert`);
+    const [ra] = await certsFromPkcs7(new Uint8Array(await ca.arrayBuffer()), work);
+    const raFile = join(work, 'ra.pem');
+    writeFileSync(raFile, ra!);
+    const message = await buildPkiMessage({
+      dir: work,
+      recipients: [raFile],
+      signer: device,
+      cipher: 'aes256',
+      digest: 'sha256',
+      messageType: 19,
+      transactionId,
+      content: device.csrDer,
+    });
+    return postPkiOperation(`${pipeline.url}/scep/intune-id`, message.der, work);
+  };
+
+  it('names the device by the IntuneDeviceId SAN Intune validated, not by the CN; a request Intune refuses gets nothing', async () => {
+    const device = await makeDevice(work, 'alice-laptop', 'intune-made-this', {
+      san: ['URI:IntuneDeviceId://7d9c0f44-0000-4000-8000-000000000042', 'email:alice@corp.example'],
+    });
+    const reply = await send(device, 'intune-id-1');
+    expect(reply.attributes).toMatchObject({ pkiStatus: '0' });
+    const [row] = await certificatesOf('7d9c0f44-0000-4000-8000-000000000042');
+    expect(row).toMatchObject({ profile: 'intune-id', subject: 'CN=7d9c0f44-0000-4000-8000-000000000042' });
+    const pem = `-----BEGIN CERTIFICATE-----\n${Buffer.from(row!.der).toString('base64')}\n-----END CERTIFICATE-----\n`;
+    const certFile = join(work, 'intune-id.pem');
+    writeFileSync(certFile, pem);
+    const text = (await openssl(['x509', '-in', certFile, '-noout', '-ext', 'subjectAltName'])).output;
+    expect(text).toContain('URI:IntuneDeviceId://7d9c0f44-0000-4000-8000-000000000042');
+    expect(text).toContain('email:alice@corp.example');
+
+    intune.knobs.codes.set('intune-id-2', 'SubjectNameMismatch');
+    const mismatch = await makeDevice(work, 'mallory-laptop', 'intune-made-this', {
+      san: ['URI:IntuneDeviceId://7d9c0f44-0000-4000-8000-000000000042'],
+    });
+    const refused = await send(mismatch, 'intune-id-2');
+    expect(refused.attributes).toMatchObject({ pkiStatus: '2', failInfo: '2' });
+    expect(await certificatesOf('7d9c0f44-0000-4000-8000-000000000042')).toHaveLength(1);
   });
 });
 
@@ -181,5 +263,24 @@ describe('Jamf', () => {
     const stranger = await enroll('jamf', 'C02UNKNOWN99', await scepChallenge());
     expect(stranger.code).not.toBe(0);
     expect((await enrollmentOf('C02UNKNOWN99'))?.failureReason).toContain('not in Jamf inventory');
+  });
+
+  it("takes the device id and subject from Jamf's inventory record, whatever the CSR's CN says", async () => {
+    jamf.knobs.computers.add('c02lower77');
+    jamf.knobs.records.set('c02lower77', {
+      serialNumber: 'C02LOWER77',
+      name: 'Design MacBook',
+      udid: 'UDID-77',
+    });
+    const run = await enroll('jamf', 'c02lower77', await scepChallenge());
+    expect(run.code, run.output).toBe(0);
+    expect(await certificatesOf('c02lower77')).toHaveLength(0);
+    const [row] = await certificatesOf('C02LOWER77');
+    expect(row?.subject).toBe('CN=C02LOWER77,OU=Design MacBook');
+    expect(row?.identity).toMatchObject({
+      deviceId: 'C02LOWER77',
+      vouchedBy: 'jamf',
+      attributes: { udid: 'UDID-77' },
+    });
   });
 });

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import { waitForWorkflows } from '../support/temporal.js';
 import { temporalCli } from '../support/temporal-cli.js';
 
 const OPERATOR_TOKEN = 'ops-token-e2e';
+/** The signed device-removed webhook's own secret (never the operator token). */
+const REMOVAL_SECRET = 'ops-removal-webhook-secret';
 const intuneCreds = { tenantId: 'ops-tenant', clientId: 'ops-app', clientSecret: 'ops-intune-secret' };
 const jamfCreds = { clientId: 'ops-jamf-client', clientSecret: 'ops-jamf-secret' };
 const JAMF_HOOK = { user: 'jamf-hook', password: 'jamf-hook-pass' };
@@ -93,6 +95,7 @@ beforeAll(async () => {
     OPS_INTUNE_SECRET: intuneCreds.clientSecret,
     OPS_JAMF_SECRET: jamfCreds.clientSecret,
     OPS_JAMF_HOOK_PASSWORD: JAMF_HOOK.password,
+    OPS_REMOVAL_SECRET: REMOVAL_SECRET,
   });
   pipeline = await startPipeline({
     configure: (config) => {
@@ -108,7 +111,12 @@ beforeAll(async () => {
         ],
       });
       config.profiles.push(
-        profileSchema.parse({ ...base, name: 'ops', ca: localCa('ops', 'Operator Test Issuing CA') }),
+        profileSchema.parse({
+          ...base,
+          name: 'ops',
+          ca: localCa('ops', 'Operator Test Issuing CA'),
+          deviceRemovedWebhook: { secretEnv: 'OPS_REMOVAL_SECRET' },
+        }),
         profileSchema.parse({
           ...base,
           name: 'op-jamf',
@@ -292,7 +300,9 @@ describe('operator revocation', () => {
     expect(await escalated.json()).toMatchObject({ enrollments: [] });
     const bad = await fetch(`${pipeline.url}/operator/enrollments?status=bogus`, { headers: bearer });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: string }).error).toMatch(/status must be escalated or failed/);
+    expect(((await bad.json()) as { error: string }).error).toMatch(
+      /status must be escalated, awaiting-approval or failed/,
+    );
     expect((await fetch(`${pipeline.url}/operator/enrollments?status=failed`)).status).toBe(401);
   }, 120_000);
 
@@ -377,18 +387,41 @@ describe('MDM-driven removal', () => {
         headers: { authorization, 'content-type': 'application/json' },
         body,
       });
+    const jamfAuth = basic(JAMF_HOOK.user, JAMF_HOOK.password);
     expect((await send(basic(JAMF_HOOK.user, 'wrong'))).status).toBe(401);
-    expect((await send(basic(JAMF_HOOK.user, JAMF_HOOK.password), '{"webhook":{}}')).status).toBe(400);
-    const unknown = await send(
-      basic(JAMF_HOOK.user, JAMF_HOOK.password),
+    // The operator token is not the integration's credential.
+    expect((await send(`Bearer ${OPERATOR_TOKEN}`)).status).toBe(401);
+    expect((await send(jamfAuth, '{"webhook":{}}')).status).toBe(400);
+    // Only the removal event Jamf documents acts; a check-in about our device changes nothing.
+    const checkIn = await send(
+      jamfAuth,
       JSON.stringify({
-        webhook: { webhookEvent: 'ComputerCheckIn' },
-        event: { computer: { serialNumber: 'NOPE' } },
+        webhook: { id: 3, webhookEvent: 'ComputerCheckIn', eventTimestamp: Date.now() },
+        event: { computer: { serialNumber: serial } },
+      }),
+    );
+    expect(checkIn.status).toBe(200);
+    expect(await checkIn.json()).toMatchObject({ ignored: 'ComputerCheckIn is not a device removal event' });
+    expect((await certificateRow(device.serialHex))?.status).toBe('valid');
+    const unknown = await send(
+      jamfAuth,
+      JSON.stringify({
+        webhook: { id: 3, webhookEvent: 'MobileDeviceUnEnrolled', eventTimestamp: Date.now() },
+        event: { serialNumber: 'NOPE' },
       }),
     );
     expect(unknown.status).toBe(404);
+    const stale = await send(
+      jamfAuth,
+      JSON.stringify({
+        webhook: { id: 3, webhookEvent: 'MobileDeviceUnEnrolled', eventTimestamp: Date.now() - 10 * 60_000 },
+        event: { serialNumber: serial },
+      }),
+    );
+    expect(stale.status).toBe(401);
+    expect((await certificateRow(device.serialHex))?.status).toBe('valid');
 
-    const removed = await send(basic(JAMF_HOOK.user, JAMF_HOOK.password));
+    const removed = await send(jamfAuth);
     expect(removed.status).toBe(202);
     expect(await removed.json()).toMatchObject({ workflowId: `device/op-jamf/${serial}` });
     await lifecycleEnded('op-jamf', serial);
@@ -396,13 +429,13 @@ describe('MDM-driven removal', () => {
       status: 'revoked',
       revocationReason: 'cessationOfOperation',
     });
-    // Jamf retrying its webhook is not an error.
-    const again = await send(basic(JAMF_HOOK.user, JAMF_HOOK.password));
-    expect(again.status).toBe(200);
-    expect(await again.json()).toMatchObject({ alreadyEnded: true });
+    // The same event again is a replay: refused, nothing more happens.
+    const again = await send(jamfAuth);
+    expect(again.status).toBe(409);
+    expect(((await again.json()) as { error: string }).error).toMatch(/replay refused/);
   }, 120_000);
 
-  it('an HMAC-signed removal revokes the device and ends its lifecycle', async () => {
+  it('an HMAC-signed removal revokes the device; its replay, later, revokes nothing', async () => {
     const device = await enroll('ops', 'ops-hmac-laptop');
     await waitForWorkflows(
       pipeline.client,
@@ -410,26 +443,69 @@ describe('MDM-driven removal', () => {
       1,
       30_000,
     );
-    const sign = (body: string) => createHmac('sha256', OPERATOR_TOKEN).update(body).digest('hex');
-    const send = (body: string, signature: string) =>
-      fetch(`${pipeline.url}/mdm/ops/device-removed`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'X-PKI-Signature': signature },
-        body,
-      });
-    const body = JSON.stringify({ deviceId: 'ops-hmac-laptop' });
-    expect((await send(body, sign('{"deviceId":"someone-else"}'))).status).toBe(401);
-    expect((await send(body, '')).status).toBe(401);
+    const signed = (
+      body: string,
+      key = REMOVAL_SECRET,
+      at = Math.floor(Date.now() / 1000),
+      delivery = randomUUID(),
+    ) => ({
+      'content-type': 'application/json',
+      'X-PKI-Timestamp': String(at),
+      'X-PKI-Delivery': delivery,
+      'X-PKI-Signature': createHmac('sha256', key).update(`${at}.${delivery}.${body}`).digest('hex'),
+    });
+    const send = (body: string, headers: Record<string, string>) =>
+      fetch(`${pipeline.url}/mdm/ops/device-removed`, { method: 'POST', headers, body });
+    const body = JSON.stringify({ deviceId: 'ops-hmac-laptop', source: 'mdm-sync' });
+    // Signed for another body, unsigned, or signed with the operator token (which used to work).
+    expect(
+      (await send(body, { ...signed('{"deviceId":"someone-else"}'), 'content-type': 'application/json' }))
+        .status,
+    ).toBe(401);
+    const forged = signed(body);
+    expect(
+      (await send(body, { ...forged, 'X-PKI-Signature': signed('{"deviceId":"x"}')['X-PKI-Signature'] }))
+        .status,
+    ).toBe(401);
+    expect((await send(body, { 'content-type': 'application/json' })).status).toBe(401);
+    expect((await send(body, signed(body, OPERATOR_TOKEN))).status).toBe(401);
+    // A capture from ten minutes ago: outside the window.
+    expect((await send(body, signed(body, REMOVAL_SECRET, Math.floor(Date.now() / 1000) - 600))).status).toBe(
+      401,
+    );
     const unknown = JSON.stringify({ deviceId: 'ops-no-such-device' });
-    expect((await send(unknown, sign(unknown))).status).toBe(404);
+    expect((await send(unknown, signed(unknown))).status).toBe(404);
     const malformed = JSON.stringify({ device: 'x' });
-    expect((await send(malformed, sign(malformed))).status).toBe(400);
-    expect((await send(body, sign(body))).status).toBe(202);
+    expect((await send(malformed, signed(malformed))).status).toBe(400);
+    expect((await certificateRow(device.serialHex))?.status).toBe('valid');
+
+    const captured = signed(body);
+    expect((await send(body, captured)).status).toBe(202);
     await lifecycleEnded('ops', 'ops-hmac-laptop');
     expect(await certificateRow(device.serialHex)).toMatchObject({
       status: 'revoked',
       revocationReason: 'cessationOfOperation',
     });
+
+    // An operator readmits it; it enrolls again. The attacker replays the captured removal.
+    const readmit = await fetch(`${pipeline.url}/operator/devices/ops/ops-hmac-laptop/readmit`, {
+      method: 'POST',
+      headers: { ...bearer, 'content-type': 'application/json' },
+      body: '{"by":"alice","note":"device reissued to Bob"}',
+    });
+    expect(readmit.status).toBe(202);
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowId="device/ops/ops-hmac-laptop" AND ExecutionStatus="Running" AND PkiStatus="Pending"',
+      1,
+      30_000,
+    );
+    const again = await enroll('ops', 'ops-hmac-laptop');
+    const replay = await send(body, captured);
+    expect(replay.status).toBe(409);
+    expect(((await replay.json()) as { error: string }).error).toMatch(/replay refused/);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await certificateRow(again.serialHex))?.status).toBe('valid');
     expect(
       (await fetch(`${pipeline.url}/mdm/nope/device-removed`, { method: 'POST', body: '{}' })).status,
     ).toBe(404);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { latestCrl, publishCrl, revokeCertificate } from '../../activities/revocation.js';
+import { latestCrl, publishCrl } from '../../activities/ca/local-hsm/crl.js';
+import { createHsmActivities } from '../../activities/index.js';
 import { auditEvents, certificates } from '../../db/schema.js';
 import { crlInfo } from '../../pki/x509/crl.js';
 import { certificateText, certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
@@ -192,7 +193,7 @@ describe('revoking an enrolled device certificate', () => {
   it('revokes: the CRL served at /crl/devices.crl makes openssl verify reject the certificate', async () => {
     const before = (await latestCrl(pipeline.db.db, state.issuingCa))?.crlNumber ?? 0;
     state.revokedAt = new Date(Date.now() - 5_000).toISOString();
-    const result = await revokeCertificate(deps(), {
+    const result = await createHsmActivities(deps()).revokeCertificate({
       issuingCa: state.issuingCa,
       serialHex: state.serialHex,
       reason: 'keyCompromise',
@@ -258,7 +259,7 @@ describe('revoking an enrolled device certificate', () => {
   });
 
   it('revoking again keeps the first reason and time, and publishes no new CRL', async () => {
-    const again = await revokeCertificate(deps(), {
+    const again = await createHsmActivities(deps()).revokeCertificate({
       issuingCa: state.issuingCa,
       serialHex: state.serialHex,
       reason: 'superseded',
@@ -288,10 +289,18 @@ describe('revoking an enrolled device certificate', () => {
       actor: 'operator:e2e',
     };
     await expect(
-      revokeCertificate(deps(), { ...base, issuingCa: state.issuingCa, serialHex: '0badc0ffee' }),
+      createHsmActivities(deps()).revokeCertificate({
+        ...base,
+        issuingCa: state.issuingCa,
+        serialHex: '0badc0ffee',
+      }),
     ).rejects.toMatchObject({ type: 'UnknownCertificate', nonRetryable: true });
     await expect(
-      revokeCertificate(deps(), { ...base, issuingCa: 'not-a-ca', serialHex: state.serialHex }),
+      createHsmActivities(deps()).revokeCertificate({
+        ...base,
+        issuingCa: 'not-a-ca',
+        serialHex: state.serialHex,
+      }),
     ).rejects.toMatchObject({ type: 'UnknownIssuingCa', nonRetryable: true });
     expect((await latestCrl(pipeline.db.db, state.issuingCa))!.crlNumber).toBe(state.crlNumber);
   });

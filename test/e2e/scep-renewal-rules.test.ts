@@ -3,14 +3,14 @@
  * (test/support/openssl-scep.ts) and CertReps read by OpenSSL (test/support/certrep-attributes.ts);
  * then all of it fired at once, interleaved with real scepclient enrollments.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { revokeCertificate } from '../../activities/revocation.js';
-import { storeIssuedCertificate } from '../../activities/store/issued-certificate.js';
+import { storeIssued } from '../../activities/ca/issued-certificates.js';
+import { createHsmActivities } from '../../activities/index.js';
 import { certificates } from '../../db/schema.js';
 import { loadProfileChain } from '../../hsm/provision.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
@@ -111,19 +111,14 @@ async function ourCertificate(cn: string, notBefore: Date, notAfter: Date): Prom
       extendedKeyUsages: ['1.3.6.1.5.5.7.3.2'],
     },
   });
-  const info = certificateInfo(der);
-  await storeIssuedCertificate(pipeline.db.db, {
+  const _info = certificateInfo(der);
+  await storeIssued(pipeline.db.db, {
     enrollmentId: `test/${cn}`,
     profile: 'devices',
     deviceId: cn,
-    issued: {
-      certificate: Buffer.from(der).toString('base64'),
-      serialHex: info.serialHex,
-      issuingCa: keyLabel,
-      notBefore: info.notBefore.toISOString(),
-      notAfter: info.notAfter.toISOString(),
-      sha256Hex: createHash('sha256').update(der).digest('hex'),
-    },
+    identity: { deviceId: cn, vouchedBy: null, attributes: { id: cn, commonName: cn } },
+    der,
+    issuingCa: keyLabel,
   });
   return { keyFile: device.keyFile, certDer: der };
 }
@@ -189,18 +184,27 @@ describe('renewal signer checks (RenewalReq, and PKCSReq signed by an issued cer
     expect(await rowsOf('rules-ok')).toHaveLength(2);
   });
 
-  it('signed by the certificate of another device → FAILURE badRequest', async () => {
+  it("signed by device A's certificate, asking for device B: A's identity is kept, B gets nothing; the superseded signer then renews no more", async () => {
     const a = await enrolled('rules-device-a');
     const b = await makeDevice(work, 'rules-device-b');
-    for (const messageType of [17, 19] as const) {
-      const reply = await postPkiOperation(
-        scepUrl(),
-        (await message({ signer: a, csr: b.csrDer, messageType })).der,
-        work,
-      );
-      expect(reply.attributes).toMatchObject({ pkiStatus: '2', failInfo: FAIL.badRequest });
-    }
+    const first = await postPkiOperation(
+      scepUrl(),
+      (await message({ signer: a, csr: b.csrDer, messageType: 17 })).der,
+      work,
+    );
+    expect(first.attributes).toMatchObject({ pkiStatus: '0' });
     expect(await rowsOf('rules-device-b')).toHaveLength(0);
+    const issued = (await rowsOf('rules-device-a')).map((r) => r.subject);
+    expect(issued).toHaveLength(2);
+    expect(issued.every((subject) => subject.startsWith('CN=rules-device-a'))).toBe(true);
+    // A's first certificate is superseded now: it renews nothing, even inside its grace period.
+    const second = await postPkiOperation(
+      scepUrl(),
+      (await message({ signer: a, csr: b.csrDer, messageType: 19 })).der,
+      work,
+    );
+    expect(second.attributes).toMatchObject({ pkiStatus: '2', failInfo: FAIL.badRequest });
+    expect(await rowsOf('rules-device-a')).toHaveLength(2);
   });
 
   it('signed by a foreign certificate (another CA, not self-signed) → FAILURE badCertId', async () => {
@@ -220,16 +224,17 @@ describe('renewal signer checks (RenewalReq, and PKCSReq signed by an issued cer
   it('signed by a revoked certificate of ours → FAILURE badRequest', async () => {
     const revoked = await enrolled('rules-revoked');
     const [row] = await rowsOf('rules-revoked');
-    await revokeCertificate(
-      { db: pipeline.db.db, token: pipeline.token, config: pipeline.config },
-      {
-        issuingCa: row!.issuingCa,
-        serialHex: revoked.serialHex,
-        reason: 'keyCompromise',
-        revokedAt: new Date().toISOString(),
-        actor: 'operator:e2e',
-      },
-    );
+    await createHsmActivities({
+      db: pipeline.db.db,
+      token: pipeline.token,
+      config: pipeline.config,
+    }).revokeCertificate({
+      issuingCa: row!.issuingCa,
+      serialHex: revoked.serialHex,
+      reason: 'keyCompromise',
+      revokedAt: new Date().toISOString(),
+      actor: 'operator:e2e',
+    });
     const reply = await postPkiOperation(
       scepUrl(),
       (await message({ signer: revoked, csr: await csrFor(revoked.keyFile, 'rules-revoked') })).der,
@@ -322,19 +327,33 @@ describe('transaction rules and nonces', () => {
 
 describe('the service under a mixed burst', () => {
   it('answers every bad request with a 4xx or a signed FAILURE while every valid enrollment gets its certificate', async () => {
-    const goodSigner = await enrolled('burst-owner');
+    // burst-owner renews once: its first certificate is superseded and must renew nothing more.
+    const supersededSigner = await enrolled('burst-owner');
+    const renewal = await postPkiOperation(
+      scepUrl(),
+      (
+        await message({
+          signer: supersededSigner,
+          csr: await csrFor(supersededSigner.keyFile, 'burst-owner'),
+          messageType: 17,
+        })
+      ).der,
+      work,
+    );
+    expect(renewal.attributes).toMatchObject({ pkiStatus: '0' });
     const revoked = await enrolled('burst-revoked');
     const [revokedRow] = await rowsOf('burst-revoked');
-    await revokeCertificate(
-      { db: pipeline.db.db, token: pipeline.token, config: pipeline.config },
-      {
-        issuingCa: revokedRow!.issuingCa,
-        serialHex: revoked.serialHex,
-        reason: 'keyCompromise',
-        revokedAt: new Date().toISOString(),
-        actor: 'operator:e2e',
-      },
-    );
+    await createHsmActivities({
+      db: pipeline.db.db,
+      token: pipeline.token,
+      config: pipeline.config,
+    }).revokeCertificate({
+      issuingCa: revokedRow!.issuingCa,
+      serialHex: revoked.serialHex,
+      reason: 'keyCompromise',
+      revokedAt: new Date().toISOString(),
+      actor: 'operator:e2e',
+    });
     const foreign = await foreignCertificate('burst-foreign');
     const expired = await ourCertificate(
       'burst-expired',
@@ -361,8 +380,8 @@ describe('the service under a mixed burst', () => {
       { name: 'garbage GET', body: () => fetch(`${scepUrl()}?operation=PKIOperation&message=%%%25*`) },
       { name: 'unknown operation', body: () => fetch(`${scepUrl()}?operation=Explode`) },
       {
-        name: "other device's certificate",
-        body: (await message({ signer: goodSigner, csr: stranger.csrDer })).der,
+        name: 'superseded certificate',
+        body: (await message({ signer: supersededSigner, csr: stranger.csrDer })).der,
       },
       {
         name: 'foreign certificate',
@@ -432,7 +451,7 @@ describe('the service under a mixed burst', () => {
       'empty body': 400,
       'garbage GET': 400,
       'unknown operation': 400,
-      "other device's certificate": FAIL.badRequest,
+      'superseded certificate': FAIL.badRequest,
       'foreign certificate': FAIL.badCertId,
       'revoked certificate': FAIL.badRequest,
       'expired certificate': FAIL.badTime,
@@ -443,5 +462,6 @@ describe('the service under a mixed burst', () => {
       expect(await rowsOf(cn)).toHaveLength(0);
     expect(await rowsOf('burst-victim')).toHaveLength(1);
     expect(await rowsOf('burst-revoked')).toHaveLength(1);
+    expect(await rowsOf('burst-owner')).toHaveLength(2);
   });
 });

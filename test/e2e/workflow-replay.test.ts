@@ -29,19 +29,24 @@ afterAll(async () => {
 
 describe('workflow histories replay against the current workflow code', () => {
   it('replays an enrollment and a device lifecycle recorded in this run', async () => {
-    const run = await scepclientEnroll({
-      url: `${pipeline.url}/scep`,
-      challenge: 'test-challenge',
-      cn: 'replay-laptop',
-    });
+    const enroll = { url: `${pipeline.url}/scep`, challenge: 'test-challenge', cn: 'replay-laptop' };
+    const run = await scepclientEnroll(enroll);
     expect(run.code, run.output).toBe(0);
     const [enrollment] = await waitForWorkflows(
       pipeline.client,
       'WorkflowType="enrollment" AND DeviceId="replay-laptop" AND ExecutionStatus="Completed"',
       1,
     );
-    // The lifecycle's first run, closed by continue-as-new once it adopted the certificate: replaying
-    // an open run (timer pending) would wait for events that have not happened yet.
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="deviceLifecycle" AND DeviceId="replay-laptop" AND PkiStatus="Active"',
+      1,
+    );
+    // scepclient run again in its directory renews (RenewalReq signed by its certificate): the
+    // lifecycle adopts the renewal and continues as new. Its first run is then closed: replaying an
+    // open run (timer pending) would wait for events that have not happened yet.
+    const renewal = await scepclientEnroll({ ...enroll, dir: run.dir });
+    expect(renewal.code, renewal.output).toBe(0);
     const [lifecycle] = await waitForWorkflows(
       pipeline.client,
       'WorkflowType="deviceLifecycle" AND DeviceId="replay-laptop" AND ExecutionStatus="ContinuedAsNew"',

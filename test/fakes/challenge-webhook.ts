@@ -11,8 +11,14 @@ export interface FakeWebhook {
   /** Bodies of the calls, parsed, with whether their signature verified. */
   calls: Array<{ body: Record<string, unknown>; signatureValid: boolean; webhookId: string | undefined }>;
   knobs: {
-    /** challenge -> decision; an unlisted challenge is denied with "unknown challenge". */
-    decisions: Map<string, { allow: true } | { allow: false; message: string }>;
+    /**
+     * challenge -> decision; an unlisted challenge is denied with "unknown challenge". An allow may
+     * name the identity it vouches for (step-ca's `data`).
+     */
+    decisions: Map<
+      string,
+      { allow: true; data?: Record<string, unknown> } | { allow: false; message: string }
+    >;
     slowMs: number;
     failNext(mode: FailureMode, times?: number): void;
   };
@@ -46,7 +52,7 @@ export async function startFakeWebhook(opts: {
     if (!signatureValid || webhookId !== opts.webhookId)
       return json(401, { error: 'bad signature or webhook id' });
     const decision = knobs.decisions.get(String(body.scepChallenge ?? ''));
-    if (decision?.allow) return json(200, { allow: true, data: {} });
+    if (decision?.allow) return json(200, { allow: true, data: decision.data ?? {} });
     return json(200, {
       allow: false,
       error: { code: 'denied', message: decision ? decision.message : 'unknown challenge' },

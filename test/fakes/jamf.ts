@@ -30,6 +30,11 @@ export interface FakeJamf {
     /** Serial numbers in inventory. */
     computers: Set<string>;
     mobileDevices: Set<string>;
+    /**
+     * What Jamf's record says about a device, by the serial searched (Jamf's own spelling of the
+     * serial, its UDID and name). Unlisted: the record echoes the serial and has a made-up UDID.
+     */
+    records: Map<string, { serialNumber?: string; udid?: string; name?: string }>;
     tokenLifetimeSeconds: number;
     slowMs: number;
     failNext(endpoint: JamfEndpoint, mode: FailureMode, times?: number): void;
@@ -46,6 +51,7 @@ export async function startFakeJamf(opts: { clientId: string; clientSecret: stri
   const knobs: FakeJamf['knobs'] = {
     computers: new Set(),
     mobileDevices: new Set(),
+    records: new Map(),
     tokenLifetimeSeconds: 1200,
     slowMs: 2000,
     failNext: (endpoint, mode, times) => failures.add(endpoint, mode, times),
@@ -85,11 +91,27 @@ export async function startFakeJamf(opts: { clientId: string; clientSecret: stri
         return json(400, { httpStatus: 400, errors: [{ code: 'INVALID_FILTER', field: 'filter' }] });
       const serial = filter[2]!.replace(/\\(.)/g, '$1');
       const found = inventory.has(serial);
+      const record = {
+        serialNumber: serial,
+        udid: `UDID-${serial}`,
+        name: `Device ${serial}`,
+        ...knobs.records.get(serial),
+      };
+      // The shapes of Jamf Pro's computers-inventory (GENERAL, HARDWARE) and mobile-devices/detail.
       const results = found
         ? [
             endpoint === 'computers'
-              ? { id: '1', hardware: { serialNumber: serial } }
-              : { mobileDeviceId: '1', serialNumber: serial },
+              ? {
+                  id: '1',
+                  udid: record.udid,
+                  general: { name: record.name },
+                  hardware: { serialNumber: record.serialNumber },
+                }
+              : {
+                  mobileDeviceId: '1',
+                  general: { udid: record.udid, displayName: record.name },
+                  hardware: { serialNumber: record.serialNumber },
+                },
           ]
         : [];
       return json(200, { totalCount: results.length, results });

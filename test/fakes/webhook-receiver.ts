@@ -18,6 +18,8 @@ export interface WebhookReceiver {
   deliveries: ReceivedDelivery[];
   /** Deliveries still to be refused with 500 before acknowledging. */
   failuresLeft: number;
+  /** How long it takes to answer (a slow receiver). */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -25,6 +27,9 @@ export async function startWebhookReceiver(opts: {
   secret: string;
   failTimes?: number;
   toleranceSeconds?: number;
+  /** Listen here (e.g. where a receiver that was down comes back); default any free port. */
+  port?: number;
+  delayMs?: number;
 }): Promise<WebhookReceiver> {
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -38,15 +43,20 @@ export async function startWebhookReceiver(opts: {
         receiver.failuresLeft--;
         status = 500;
       }
-      receiver.deliveries.push({ headers: req.headers, body, verified, status });
-      res.writeHead(status).end();
+      const answer = () => {
+        receiver.deliveries.push({ headers: req.headers, body, verified, status });
+        res.writeHead(status).end();
+      };
+      if (receiver.delayMs > 0) setTimeout(answer, receiver.delayMs);
+      else answer();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   const receiver: WebhookReceiver = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/pki`,
     deliveries: [],
     failuresLeft: opts.failTimes ?? 0,
+    delayMs: opts.delayMs ?? 0,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();

@@ -85,10 +85,29 @@ export interface OpensslDevice {
   csrDer: Uint8Array;
 }
 
+/** What else a device's CSR asks for (an attacker's wish list, or an MDM profile's SANs). */
+export interface CsrWishes {
+  /** More subject lines after CN, e.g. ['O = Evil Corp']. */
+  subject?: string[];
+  /** subjectAltName entries in openssl syntax, e.g. ['DNS:vpn.example.com', 'URI:IntuneDeviceId://42']. */
+  san?: string[];
+  /** Asks for basicConstraints CA:TRUE. */
+  ca?: boolean;
+}
+
 /** An RSA-2048 device key, its CSR and self-signed signer certificate, all by openssl. */
-export async function makeDevice(dir: string, cn: string, challenge?: string): Promise<OpensslDevice> {
+export async function makeDevice(
+  dir: string,
+  cn: string,
+  challenge?: string,
+  wishes: CsrWishes = {},
+): Promise<OpensslDevice> {
   if (!/^[\w .-]+$/.test(cn) || (challenge !== undefined && !/^[\w.-]+$/.test(challenge)))
     throw new Error('keep cn and challenge to plain characters (they go into an openssl config)');
+  const extensions = [
+    ...(wishes.san?.length ? [`subjectAltName = ${wishes.san.join(',')}`] : []),
+    ...(wishes.ca ? ['basicConstraints = critical,CA:TRUE'] : []),
+  ];
   const keyFile = unique(dir, 'device-key.pem');
   const certFile = unique(dir, 'device-signer.pem');
   const csrFile = unique(dir, 'device-csr.der');
@@ -100,10 +119,14 @@ export async function makeDevice(dir: string, cn: string, challenge?: string): P
       'prompt = no',
       'distinguished_name = dn',
       challenge !== undefined ? 'attributes = attrs' : '',
+      extensions.length > 0 ? 'req_extensions = wishes' : '',
       '[dn]',
       `CN = ${cn}`,
+      ...(wishes.subject ?? []),
       '[attrs]',
       `challengePassword = ${challenge ?? ''}`,
+      '[wishes]',
+      ...extensions,
       '',
     ].join('\n'),
   );

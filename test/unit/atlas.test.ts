@@ -8,16 +8,23 @@ import { promisify } from 'node:util';
 import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { atlasIssuer, provisionAtlasChain, upstreamRootLabel } from '../../activities/ca/atlas.js';
-import { AtlasClient, type AtlasConfig, AtlasUnavailableError } from '../../activities/ca/atlas-client.js';
-import type { IssueCertificateInput } from '../../activities/types.js';
+import {
+  AtlasClient,
+  type AtlasConfig,
+  AtlasUnavailableError,
+} from '../../activities/ca/globalsign-atlas/client.js';
+import { atlasAdapter } from '../../activities/ca/globalsign-atlas/issuer.js';
+import { provisionAtlasChain, upstreamRootLabel } from '../../activities/ca/globalsign-atlas/trust-chain.js';
+import type { IssuanceRequest } from '../../activities/ca/issuance-request.js';
 import { type Profile, pkiConfigSchema } from '../../config/profile-types.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
 import { upstreamSubmissions } from '../../db/schema.js';
 import { issuingCertificateLabel } from '../../hsm/provision.js';
 import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
 import { HsmToken } from '../../hsm/token.js';
+import { applySubjectTemplate } from '../../pki/admission/subject-template.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
+import { parseCsr } from '../../pki/x509/csr.js';
 import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
 
 const run = promisify(execFile);
@@ -60,6 +67,14 @@ beforeAll(async () => {
           extendedKeyUsages: ['1.3.6.1.5.5.7.3.2'],
           minRsaBits: 2048,
           allowedCurves: ['P-256'],
+          // What Atlas is asked for comes from here, not from the CSR.
+          subject: [
+            ['O', 'Device PKI'],
+            ['OU', 'fleet'],
+            ['CN', '{{device.id}}'],
+          ],
+          subjectAltNames: { dns: ['{{device.id}}.devices.example'] },
+          requesterChosenCommonName: true,
         },
         enrollmentWaitMs: 1000,
       },
@@ -103,25 +118,48 @@ async function csrFor(cn: string): Promise<string> {
   return readFileSync(out).toString('base64');
 }
 
-async function inputFor(cn: string): Promise<IssueCertificateInput> {
+/** A checked issuance request, as activities/ca/index.ts hands it to the adapter. */
+async function inputFor(cn: string): Promise<IssuanceRequest & { notAfterIso: string }> {
   const now = Date.now();
+  const parsed = await parseCsr(Buffer.from(await csrFor(cn), 'base64'));
+  if (!parsed.ok) throw new Error(parsed.message);
+  const identity = { deviceId: cn, vouchedBy: null, attributes: { id: cn, commonName: cn } };
+  const templated = applySubjectTemplate(profile.template, identity, parsed.csr);
+  if (!templated.ok) throw new Error(templated.reason);
+  const notAfter = new Date(now + 86_400_000);
   return {
-    profile: profile.name,
+    profile,
     enrollmentId: `enroll/${profile.name}/${randomUUID()}`,
-    csr: await csrFor(cn),
-    serialHex: '01',
-    notBefore: new Date(now - 60_000).toISOString(),
-    notAfter: new Date(now + 86_400_000).toISOString(),
+    deviceId: cn,
+    identity,
+    csr: parsed.csr,
+    certificate: templated.certificate,
+    notBefore: new Date(now - 60_000),
+    notAfter,
+    notAfterIso: notAfter.toISOString(),
   };
 }
 
 function issuerWith(extra: { heartbeat?: (d: unknown) => void; sleep?: (ms: number) => Promise<void> } = {}) {
-  return atlasIssuer(cfg, profile, {
+  const adapter = atlasAdapter(cfg, profile, {
     db: handle.db,
     env: ENV,
     sleep: extra.sleep ?? (async () => {}),
     ...(extra.heartbeat ? { heartbeat: extra.heartbeat } : {}),
   });
+  return {
+    async issue(request: IssuanceRequest) {
+      const { der, issuingCa } = await adapter.issue(request);
+      const info = certificateInfo(der);
+      return {
+        certificate: Buffer.from(der).toString('base64'),
+        serialHex: info.serialHex,
+        issuingCa,
+        notAfter: info.notAfter.toISOString(),
+        sha256Hex: info.sha256Hex,
+      };
+    },
+  };
 }
 
 async function rowOf(enrollmentId: string) {
@@ -143,7 +181,7 @@ async function failureOf(p: Promise<unknown>): Promise<unknown> {
 
 const postsSince = (before: number) => fake.count('POST', '/certificates') - before;
 
-describe('atlasIssuer against the fake Atlas', () => {
+describe('the Atlas CA adapter against the fake Atlas', () => {
   it('submits once, polls through three 202s with a heartbeat each, and returns a certificate that verifies', async () => {
     fake.pendingRounds = 3;
     const heartbeats: unknown[] = [];
@@ -167,7 +205,7 @@ describe('atlasIssuer against the fake Atlas', () => {
     expect(info.sha256Hex).toBe(issued.sha256Hex);
     expect(info.subject).toContain('CN=laptop-001');
     expect(info.subject).toContain('OU=fleet');
-    expect(new Date(issued.notAfter).getTime()).toBe(Math.floor(Date.parse(input.notAfter) / 1000) * 1000);
+    expect(new Date(issued.notAfter).getTime()).toBe(Math.floor(Date.parse(input.notAfterIso) / 1000) * 1000);
     expect((await rowOf(input.enrollmentId))?.state).toBe('issued');
 
     const leaf = join(dir, 'leaf.pem');

@@ -33,6 +33,7 @@ const profile = (name: string, keyAlgorithm: string) => ({
     extendedKeyUsages: ['1.3.6.1.5.5.7.3.2'],
     minRsaBits: 2048,
     allowedCurves: ['P-256', 'P-384'],
+    requesterChosenCommonName: true,
   },
   enrollmentWaitMs: 10_000,
 });

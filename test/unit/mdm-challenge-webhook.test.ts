@@ -51,10 +51,44 @@ const request = (challenge: string, transactionId = randomUUID()) => ({
 });
 
 describe('challenge webhook verifier', () => {
+  it('vouches for the identity the allow answer names, whatever the CSR says', async () => {
+    webhook.knobs.decisions.set('vouching-challenge', {
+      allow: true,
+      data: {
+        deviceId: 'asset-4711',
+        upn: 'alice@corp.example',
+        dns: ['asset-4711.corp.example'],
+        ignored: 1,
+      },
+    });
+    const verifier = challengeWebhookVerifier(cfg, { env });
+    expect(await verifier.verify(request('vouching-challenge'))).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: 'asset-4711',
+        vouchedBy: 'challenge-webhook',
+        attributes: { id: 'asset-4711', upn: 'alice@corp.example', dns: ['asset-4711.corp.example'] },
+      },
+    });
+    webhook.knobs.decisions.set('bad-id', { allow: true, data: { deviceId: 'a/b' } });
+    expect(await verifier.verify(request('bad-id'))).toMatchObject({
+      verdict: 'rejected',
+      reason: expect.stringMatching(/unusable device id/),
+    });
+  });
+
   it('approves on allow:true, with a signed step-ca shaped body', async () => {
     const verifier = challengeWebhookVerifier(cfg, { env });
     const req = request('good-challenge');
-    expect(await verifier.verify(req)).toEqual({ verdict: 'approved' });
+    // An allow that names no device vouches for nobody: the request names itself (its CN).
+    expect(await verifier.verify(req)).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: 'laptop-001',
+        vouchedBy: null,
+        attributes: { id: 'laptop-001', commonName: 'laptop-001' },
+      },
+    });
     const [call] = webhook.calls;
     expect(call?.signatureValid).toBe(true);
     expect(call?.webhookId).toBe('wh-1');
@@ -97,7 +131,7 @@ describe('challenge webhook verifier', () => {
     ] as const) {
       webhook.knobs.failNext(mode);
       await expect(verifier.verify(request('good-challenge'))).rejects.toThrow(message);
-      expect(await verifier.verify(request('good-challenge'))).toEqual({ verdict: 'approved' });
+      expect(await verifier.verify(request('good-challenge'))).toMatchObject({ verdict: 'approved' });
     }
   });
 

@@ -20,6 +20,7 @@ beforeAll(async () => {
   intune = await startFakeIntune(creds);
   cfg = {
     type: 'intune',
+    deviceIdFrom: 'commonName',
     tenantId: creds.tenantId,
     clientId: creds.clientId,
     clientSecretEnv: 'INTUNE_SECRET',
@@ -39,10 +40,45 @@ const csr = makeCsr({ subject: [['CN', 'laptop-001']], challenge: 'intune-made-t
 const request = (transactionId = randomUUID()) => ({ profile: 'corp', transactionId, csr });
 
 describe('Intune verifier', () => {
+  it('names the device by the SAN URI IntuneDeviceId:// when the profile says so, and refuses a request without one', async () => {
+    const verifier = intuneVerifier({ ...cfg, deviceIdFrom: 'intuneDeviceId' }, { env });
+    const withId = makeCsr({
+      subject: [['CN', 'alice']],
+      challenge: 'intune-made-this',
+      uri: ['IntuneDeviceId://0f3c1a2b-1111-4222-8333-944445555666'],
+      email: ['alice@corp.example'],
+    });
+    expect(await verifier.verify({ profile: 'corp', transactionId: randomUUID(), csr: withId })).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: '0f3c1a2b-1111-4222-8333-944445555666',
+        vouchedBy: 'intune',
+        attributes: {
+          id: '0f3c1a2b-1111-4222-8333-944445555666',
+          commonName: 'alice',
+          intuneDeviceId: '0f3c1a2b-1111-4222-8333-944445555666',
+          email: ['alice@corp.example'],
+          uri: ['IntuneDeviceId://0f3c1a2b-1111-4222-8333-944445555666'],
+        },
+      },
+    });
+    expect(await verifier.verify(request())).toEqual({
+      verdict: 'rejected',
+      reason: 'the request carries no SAN URI IntuneDeviceId://<id> to name the device by',
+    });
+  });
+
   it('approves on Success, with one token per scope and the contract headers and body', async () => {
     const verifier = intuneVerifier(cfg, { env });
     const req = request();
-    expect(await verifier.verify(req)).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(req)).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: 'laptop-001',
+        vouchedBy: 'intune',
+        attributes: { id: 'laptop-001', commonName: 'laptop-001' },
+      },
+    });
 
     const tokens = intune.callsTo('token').map((c) => c.body as Record<string, string>);
     expect(tokens.map((t) => t.scope)).toEqual([GRAPH_SCOPE, INTUNE_SCOPE]);
@@ -60,7 +96,7 @@ describe('Intune verifier', () => {
 
     // Tokens and discovery are cached: a second request makes one call.
     intune.calls.length = 0;
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
     expect(intune.calls.map((c) => c.endpoint)).toEqual(['validateRequest']);
     // Each call carries its own client-request-id.
     expect(validate?.headers['client-request-id']).not.toBe(intune.calls[0]?.headers['client-request-id']);
@@ -96,21 +132,21 @@ describe('Intune verifier', () => {
 
   it('throws on 500, then the next call discovers the services again and succeeds', async () => {
     const verifier = intuneVerifier(cfg, { env });
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
     intune.calls.length = 0;
     intune.knobs.failNext('validateRequest', '500');
     await expect(verifier.verify(request())).rejects.toThrow(MdmUnavailableError);
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
     expect(intune.calls.map((c) => c.endpoint)).toEqual(['validateRequest', 'discovery', 'validateRequest']);
   });
 
   it('throws on 401, then fetches a fresh Intune token and succeeds', async () => {
     const verifier = intuneVerifier(cfg, { env });
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
     intune.knobs.failNext('validateRequest', '401');
     await expect(verifier.verify(request())).rejects.toThrow(/HTTP 401/);
     intune.calls.length = 0;
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
     const endpoints = intune.calls.map((c) => c.endpoint);
     expect(endpoints).toContain('token');
     expect((intune.callsTo('token')[0]?.body as Record<string, string> | undefined)?.scope).toBe(
@@ -123,15 +159,15 @@ describe('Intune verifier', () => {
     const verifier = intuneVerifier(cfg, { env });
     intune.knobs.failNext('validateRequest', 'non-json');
     await expect(verifier.verify(request())).rejects.toThrow(/not JSON/);
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
 
     intune.knobs.failNext('validateRequest', 'slow');
     await expect(verifier.verify(request())).rejects.toThrow(/no answer within 500 ms/);
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
 
     intune.knobs.failNext('validateRequest', 'drop');
     await expect(verifier.verify(request())).rejects.toThrow(MdmUnavailableError);
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
 
     // Discovery itself failing, then the validation failing: discovery is redone after each.
     intune.knobs.failNext('validateRequest', '500');
@@ -139,7 +175,7 @@ describe('Intune verifier', () => {
     intune.knobs.failNext('discovery', '500');
     await expect(verifier.verify(request())).rejects.toThrow(/Graph service discovery: HTTP 500/);
     intune.calls.length = 0;
-    expect(await verifier.verify(request())).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(request())).toMatchObject({ verdict: 'approved' });
     expect(intune.calls.map((c) => c.endpoint)).toEqual(['discovery', 'validateRequest']);
   });
 
@@ -154,9 +190,9 @@ describe('Intune verifier', () => {
   it('sends the success notification with thumbprint, serial, expiry and issuer, and returns the context', async () => {
     const verifier = intuneVerifier(cfg, { env });
     const req = request();
-    const { certificate, ca } = signWithFixtureCa(csr);
+    const { certificate } = signWithFixtureCa(csr);
     const facts = opensslFacts(certificate);
-    const context = await verifier.notifySuccess?.({ ...req, certificate, issuingCaCertificate: ca });
+    const context = await verifier.notifySuccess?.({ ...req, certificate });
     const [success] = intune.callsTo('successNotification');
     const notification =
       (success?.body as { notification: Record<string, string> } | undefined)?.notification ?? {};
@@ -175,8 +211,8 @@ describe('Intune verifier', () => {
 
   it('throws when the success notification fails (no certificate for the device), then succeeds', async () => {
     const verifier = intuneVerifier(cfg, { env });
-    const { certificate, ca } = signWithFixtureCa(csr);
-    const notice = { ...request(), certificate, issuingCaCertificate: ca };
+    const { certificate } = signWithFixtureCa(csr);
+    const notice = { ...request(), certificate };
     intune.knobs.failNext('successNotification', '500');
     await expect(verifier.notifySuccess?.(notice)).rejects.toThrow(/HTTP 500/);
     intune.knobs.notificationCode = 'Unknown';

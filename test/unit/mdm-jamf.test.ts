@@ -29,6 +29,7 @@ beforeAll(async () => {
     webhookUser: 'jamf',
     webhookPasswordEnv: 'JAMF_WEBHOOK_PASSWORD',
     challengeTtlSeconds: 3600,
+    deviceIdFrom: 'serialNumber',
     timeoutMs: 500,
   };
 });
@@ -46,6 +47,38 @@ async function requestFor(subject: Array<[string, string]>, challenge?: string) 
 }
 
 describe('Jamf verifier', () => {
+  it("takes the identity from Jamf's inventory record, not from the CSR", async () => {
+    jamf.knobs.computers.add('c02mixedcase');
+    jamf.knobs.records.set('c02mixedcase', {
+      serialNumber: 'C02MIXEDCASE',
+      udid: 'UDID-REAL',
+      name: "Alice's MacBook",
+    });
+    const verifier = jamfVerifier(cfg, handle.db, { env });
+    const spoofed = await requestFor([
+      ['CN', 'ceo-laptop'],
+      ['serialNumber', 'c02mixedcase'],
+    ]);
+    expect(await verifier.verify(spoofed)).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: 'C02MIXEDCASE',
+        vouchedBy: 'jamf',
+        attributes: {
+          id: 'C02MIXEDCASE',
+          serialNumber: 'C02MIXEDCASE',
+          udid: 'UDID-REAL',
+          name: "Alice's MacBook",
+        },
+      },
+    });
+    // A profile that names devices by UDID gets Jamf's UDID as the device id.
+    const byUdid = jamfVerifier({ ...cfg, deviceIdFrom: 'udid' }, handle.db, { env });
+    expect(await byUdid.verify(await requestFor([['CN', 'c02mixedcase']]))).toMatchObject({
+      identity: { deviceId: 'UDID-REAL' },
+    });
+  });
+
   it('takes the device serial from the subject serialNumber, else the CN', async () => {
     const withSerial = await parseCsr(
       makeCsr({
@@ -71,7 +104,19 @@ describe('Jamf verifier', () => {
 
   it('approves a computer and a mobile device in inventory, with a one-time challenge', async () => {
     const verifier = jamfVerifier(cfg, handle.db, { env });
-    expect(await verifier.verify(await requestFor([['CN', 'C02LAPTOP01']]))).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(await requestFor([['CN', 'C02LAPTOP01']]))).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: 'C02LAPTOP01',
+        vouchedBy: 'jamf',
+        attributes: {
+          id: 'C02LAPTOP01',
+          serialNumber: 'C02LAPTOP01',
+          udid: 'UDID-C02LAPTOP01',
+          name: 'Device C02LAPTOP01',
+        },
+      },
+    });
     expect(jamf.callsTo('computers')[0]?.query.get('filter')).toBe('hardware.serialNumber=="C02LAPTOP01"');
     expect(jamf.callsTo('mobileDevices')).toHaveLength(0);
 
@@ -79,7 +124,10 @@ describe('Jamf verifier', () => {
       ['CN', 'iPhone of Bob'],
       ['serialNumber', 'DMPIPHONE01'],
     ]);
-    expect(await verifier.verify(phone)).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(phone)).toMatchObject({
+      verdict: 'approved',
+      identity: { deviceId: 'DMPIPHONE01', vouchedBy: 'jamf', attributes: { udid: 'UDID-DMPIPHONE01' } },
+    });
     expect(jamf.callsTo('mobileDevices')[0]?.query.get('filter')).toBe('serialNumber=="DMPIPHONE01"');
     // One token for all calls.
     expect(
@@ -107,8 +155,8 @@ describe('Jamf verifier', () => {
   it('rejects a second use of a challenge; approves the same transaction retried', async () => {
     const verifier = jamfVerifier(cfg, handle.db, { env });
     const first = await requestFor([['CN', 'C02LAPTOP01']]);
-    expect(await verifier.verify(first)).toEqual({ verdict: 'approved' });
-    expect(await verifier.verify(first)).toEqual({ verdict: 'approved' });
+    expect(await verifier.verify(first)).toMatchObject({ verdict: 'approved' });
+    expect(await verifier.verify(first)).toMatchObject({ verdict: 'approved' });
     expect(await verifier.verify({ ...first, transactionId: randomUUID() })).toMatchObject({
       verdict: 'rejected',
     });
@@ -133,7 +181,7 @@ describe('Jamf verifier', () => {
       await expect(verifier.verify(req)).rejects.toThrow(endpoint === 'token' ? /HTTP 401/ : message);
       if (endpoint === 'token') await expect(verifier.verify(req)).rejects.toThrow(message);
       // The challenge was consumed by this transaction: its retry is approved once Jamf answers.
-      expect(await verifier.verify(req)).toEqual({ verdict: 'approved' });
+      expect(await verifier.verify(req)).toMatchObject({ verdict: 'approved' });
     }
   });
 

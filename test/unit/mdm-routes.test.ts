@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { oneTimeChallengeVerifier } from '../../activities/mdm/one-time-challenge.js';
-import { mdmRoutes } from '../../api/mdm-routes.js';
+import { mdmRoutes } from '../../api/mdm/index.js';
+import { operatorRoutes } from '../../api/operator/index.js';
 import { PROJECT_ROOT } from '../../config/load.js';
 import { type PkiConfig, pkiConfigSchema } from '../../config/profile-types.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
@@ -13,7 +16,12 @@ import { makeCsr } from '../fakes/csr.js';
 
 const { databaseUrl } = inject('stack');
 const suffix = randomUUID().slice(0, 8);
-const names = { jamf: `jamf-${suffix}`, otc: `otc-${suffix}`, fixed: `static-${suffix}` };
+const names = {
+  jamf: `jamf-${suffix}`,
+  otc: `otc-${suffix}`,
+  verified: `otc-verified-${suffix}`,
+  fixed: `static-${suffix}`,
+};
 const env: NodeJS.ProcessEnv = { JAMF_WEBHOOK_PASSWORD: 'hook-pass', OPERATOR_TOKEN: 'op-token' };
 let handle: DatabaseHandle;
 let config: PkiConfig;
@@ -39,6 +47,12 @@ beforeAll(async () => {
         },
       },
       { ...template, name: names.otc, mdm: { type: 'one-time-challenge', ttlSeconds: 3600 } },
+      {
+        ...template,
+        name: names.verified,
+        mdm: { type: 'one-time-challenge', ttlSeconds: 3600 },
+        template: { ...template.template, requesterChosenCommonName: false },
+      },
       { ...template, name: names.fixed, mdm: { type: 'static-challenge', challenge: 'x' } },
     ],
   });
@@ -58,9 +72,17 @@ const jamfEvent = {
   },
 };
 
+/** The routes under test, in process; these routes never reach Temporal. */
 function app(overrides: NodeJS.ProcessEnv = {}) {
-  return mdmRoutes({ config, db: handle.db, env: { ...env, ...overrides } });
+  const deps = {
+    config,
+    db: handle.db,
+    temporal: undefined as unknown as Client,
+    env: { ...env, ...overrides },
+  };
+  return new Hono().route('/', mdmRoutes(deps)).route('/', operatorRoutes(deps));
 }
+const errorOf = async (res: Response) => ((await res.json()) as { error: string }).error;
 
 function postJamf(
   body: unknown,
@@ -95,7 +117,7 @@ describe('Jamf SCEPChallenge webhook', () => {
       const res = await postJamf(jamfEvent, auth);
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Basic /);
-      expect(await res.text()).toBe('wrong or missing webhook credentials');
+      expect(await errorOf(res)).toBe('wrong or missing webhook credentials');
     }
   });
 
@@ -106,7 +128,7 @@ describe('Jamf SCEPChallenge webhook', () => {
       webhook: { ...jamfEvent.webhook, webhookEvent: 'ComputerAdded' },
     });
     expect(wrongEvent.status).toBe(400);
-    expect(await wrongEvent.text()).toMatch(/webhook\.webhookEvent/);
+    expect(await errorOf(wrongEvent)).toMatch(/webhook\.webhookEvent/);
     expect((await postJamf({ webhook: jamfEvent.webhook, event: {} })).status).toBe(400);
   });
 
@@ -155,7 +177,7 @@ describe('operator challenge endpoint', () => {
   it('refuses everything with 503 when OPERATOR_TOKEN is unset', async () => {
     const res = await post(names.otc, {}, 'Bearer op-token', { OPERATOR_TOKEN: undefined });
     expect(res.status).toBe(503);
-    expect(await res.text()).toMatch(/OPERATOR_TOKEN is not set/);
+    expect(await errorOf(res)).toMatch(/OPERATOR_TOKEN is not set/);
   });
 
   it('refuses a missing or wrong token with 401, before saying anything about profiles', async () => {
@@ -181,6 +203,32 @@ describe('operator challenge endpoint', () => {
 
     const jamf = await post(names.jamf, {});
     expect(jamf.status).toBe(201);
+  });
+
+  it('binds a challenge to the device it names: it vouches for that device and no other', async () => {
+    const res = await post(names.verified, { deviceId: 'laptop-bound-7' });
+    expect(res.status).toBe(201);
+    const { challenge, deviceId } = (await res.json()) as { challenge: string; deviceId: string };
+    expect(deviceId).toBe('laptop-bound-7');
+    const verifier = oneTimeChallengeVerifier(handle.db);
+    // The CSR names another device: the identity is still the bound one.
+    const csr = makeCsr({ subject: [['CN', 'somebody-else']], challenge });
+    const verdict = await verifier.verify({ profile: names.verified, transactionId: randomUUID(), csr });
+    expect(verdict).toEqual({
+      verdict: 'approved',
+      identity: {
+        deviceId: 'laptop-bound-7',
+        vouchedBy: 'one-time-challenge',
+        attributes: { id: 'laptop-bound-7' },
+      },
+    });
+  });
+
+  it('refuses an unbound challenge for a profile that accepts only verified identities', async () => {
+    const res = await post(names.verified, {});
+    expect(res.status).toBe(400);
+    expect(await errorOf(res)).toMatch(/name the device \(deviceId\)/);
+    expect((await post(names.verified, { deviceId: 'has/slash' })).status).toBe(400);
   });
 
   it('answers 400 for a bad body, 404 for an unknown profile, 409 for a static-challenge profile', async () => {

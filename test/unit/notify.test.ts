@@ -1,9 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { and, eq } from 'drizzle-orm';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { OutboxDispatcher } from '../../activities/notify/dispatcher.js';
 import { sendOperatorEmail } from '../../activities/notify/email.js';
-import { publishEvent } from '../../activities/notify/index.js';
+import { enqueueEvent } from '../../activities/notify/outbox.js';
 import { deliverWebhook, verifyWebhookSignature } from '../../activities/notify/webhook.js';
-import type { PkiEvent } from '../../activities/types.js';
-import type { NotificationConfig } from '../../config/profile-types.js';
+import type { NotificationConfig, PkiConfig } from '../../config/profile-types.js';
+import { type DatabaseHandle, openDatabase } from '../../db/client.js';
+import { eventDeliveries } from '../../db/schema.js';
+import type { PkiEvent } from '../../workflows/activities.js';
 import { type SmtpSink, startSmtpSink } from '../fakes/smtp-sink.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
 
@@ -114,14 +119,24 @@ describe('operator e-mail', () => {
   });
 });
 
-describe('publishEvent', () => {
-  async function setup(failTimes = 0) {
+describe('the event outbox and its dispatcher', () => {
+  const { databaseUrl } = inject('stack');
+  let handle: DatabaseHandle;
+  beforeAll(async () => {
+    handle = await openDatabase({ url: databaseUrl, pgliteDir: '' });
+  });
+  afterAll(async () => {
+    await handle?.close();
+  });
+
+  async function setup(failTimes = 0, deadLetterAfterSeconds = 3600) {
     const receivers = [
       await track(startWebhookReceiver({ secret: SECRET, failTimes })),
       await track(startWebhookReceiver({ secret: 'second-secret' })),
     ];
     const sink = await track(startSmtpSink());
-    const config: NotificationConfig = {
+    const profile = `outbox-${randomUUID().slice(0, 8)}`;
+    const notifications: NotificationConfig = {
       webhooks: [
         { url: receivers[0]!.url, secretEnv: 'HOOK_ONE_SECRET' },
         { url: receivers[1]!.url, secretEnv: 'HOOK_TWO_SECRET' },
@@ -134,44 +149,97 @@ describe('publishEvent', () => {
         to: ['ops@example.test'],
       },
     };
+    const config = {
+      profiles: [{ name: profile, notifications }],
+      events: { deadLetterAfterSeconds, maxRetryIntervalSeconds: 1, timeoutMs: 2000 },
+    } as unknown as PkiConfig;
     const env = { HOOK_ONE_SECRET: SECRET, HOOK_TWO_SECRET: 'second-secret' };
-    return { receivers, sink, config, env };
+    const dispatcher = new OutboxDispatcher({ db: handle.db, config, env, log: () => {} });
+    const enqueue = (type: PkiEvent['type']) => {
+      const e = { ...event(type), profile };
+      return enqueueEvent(handle.db, notifications, e).then(() => e);
+    };
+    /** Rounds until nothing is due (retries made due at once). */
+    const drain = async () => {
+      for (let round = 0; round < 10; round++) {
+        await handle.db
+          .update(eventDeliveries)
+          .set({ nextAttemptAt: new Date(0) })
+          .where(eq(eventDeliveries.state, 'pending'));
+        if ((await dispatcher.runOnce()) === 0) return;
+      }
+    };
+    const states = async (id: string) =>
+      (await handle.db.select().from(eventDeliveries).where(eq(eventDeliveries.eventId, id)))
+        .map((d) => `${d.target === 'email' ? 'email' : 'webhook'}:${d.state}`)
+        .sort();
+    return { receivers, sink, enqueue, dispatcher, drain, states };
   }
 
-  it('sends every webhook, and e-mail only for operator-facing events', async () => {
-    const { receivers, sink, config, env } = await setup();
-    for (const type of ['enrollment.succeeded', 'enrollment.failed', 'certificate.renewal_due'] as const) {
-      await publishEvent(config, event(type), env);
-    }
+  it('delivers to every webhook, and e-mails only operator-facing events', async () => {
+    const { receivers, sink, enqueue, drain } = await setup();
+    for (const type of ['enrollment.succeeded', 'enrollment.failed', 'certificate.renewal_due'] as const)
+      await enqueue(type);
+    await drain();
     expect(sink.messages).toHaveLength(0);
-    await publishEvent(config, event('enrollment.escalated'), env);
-    await publishEvent(config, event('certificate.renewal_overdue'), env);
+    await enqueue('enrollment.escalated');
+    await enqueue('certificate.renewal_overdue');
+    await drain();
     expect(sink.messages).toHaveLength(2);
-    expect(sink.messages[0]!.raw).toMatch(
-      /^Subject: \[device-pki\] enrollment\.escalated: default\/laptop-001$/m,
+    // Headers unfolded: a long subject may be folded onto a second line.
+    expect(sink.messages[0]!.raw.replace(/\r?\n[ \t]+/g, ' ')).toMatch(
+      /^Subject: \[device-pki\] enrollment\.escalated: outbox-\w+\/laptop-001\r?$/m,
     );
     expect(sink.messages[0]!.raw).toContain('enroll/default/tx-1');
-    expect(sink.messages[1]!.raw).toContain('certificate.renewal_overdue');
     for (const r of receivers) {
       expect(r.deliveries).toHaveLength(5);
       expect(r.deliveries.every((d) => d.verified && d.status === 204)).toBe(true);
     }
   });
 
-  it('attempts every target when one fails, then throws so Temporal retries', async () => {
-    const { receivers, sink, config, env } = await setup(1);
-    const e = event('enrollment.escalated');
-    await expect(publishEvent(config, e, env)).rejects.toThrow(
-      /not delivered: webhook http:\/\/127\.0\.0\.1:\d+: /,
-    );
+  it('keeps retrying a failing target with the same delivery id while the others are done', async () => {
+    const { receivers, sink, enqueue, dispatcher, drain, states } = await setup(2);
+    const e = await enqueue('enrollment.escalated');
+    await dispatcher.runOnce();
+    expect(await states(e.id)).toEqual(['email:delivered', 'webhook:delivered', 'webhook:pending']);
     expect(receivers[1]!.deliveries).toHaveLength(1);
     expect(sink.messages).toHaveLength(1);
-    await publishEvent(config, e, env);
-    expect(receivers[0]!.deliveries.map((d) => d.headers['x-pki-delivery'])).toEqual([e.id, e.id]);
+    await drain();
+    expect(await states(e.id)).toEqual(['email:delivered', 'webhook:delivered', 'webhook:delivered']);
+    expect(receivers[0]!.deliveries.map((d) => d.headers['x-pki-delivery'])).toEqual([e.id, e.id, e.id]);
   });
 
-  it('refuses clearly when a webhook secret is not in the environment', async () => {
-    const { config } = await setup();
-    await expect(publishEvent(config, event('enrollment.succeeded'), {})).rejects.toThrow(/HOOK_ONE_SECRET/);
+  it('turns a delivery that keeps failing past the dead-letter time into a dead letter, naming why', async () => {
+    const { enqueue, dispatcher, states } = await setup(1000, 0);
+    const e = await enqueue('enrollment.succeeded');
+    await dispatcher.runOnce();
+    expect(await states(e.id)).toEqual(['webhook:dead', 'webhook:delivered']);
+    const [dead] = await handle.db
+      .select()
+      .from(eventDeliveries)
+      .where(and(eq(eventDeliveries.eventId, e.id), eq(eventDeliveries.state, 'dead')));
+    expect(dead?.lastError).toMatch(/answered 500/);
+  });
+
+  it('names the missing secret when a webhook secret is not in the environment', async () => {
+    const { enqueue } = await setup();
+    const e = await enqueue('enrollment.succeeded');
+    const bare = new OutboxDispatcher({
+      db: handle.db,
+      config: {
+        profiles: [
+          {
+            name: e.profile,
+            notifications: { webhooks: [{ url: 'http://127.0.0.1:9/x', secretEnv: 'HOOK_ONE_SECRET' }] },
+          },
+        ],
+        events: { deadLetterAfterSeconds: 3600, maxRetryIntervalSeconds: 1, timeoutMs: 1000 },
+      } as unknown as PkiConfig,
+      env: {},
+      log: () => {},
+    });
+    await bare.runOnce();
+    const rows = await handle.db.select().from(eventDeliveries).where(eq(eventDeliveries.eventId, e.id));
+    expect(rows.some((r) => /HOOK_ONE_SECRET|no longer configured/.test(r.lastError ?? ''))).toBe(true);
   });
 });

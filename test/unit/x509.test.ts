@@ -36,6 +36,7 @@ function profile(name: string, keyAlgorithm: LocalCaConfig['keyAlgorithm']): Pro
       extendedKeyUsages: [CLIENT_AUTH],
       minRsaBits: 2048,
       allowedCurves: ['P-256', 'P-384'],
+      requesterChosenCommonName: true,
     },
     enrollmentWaitMs: 10_000,
   }) as Profile & { ca: LocalCaConfig };
@@ -61,6 +62,7 @@ const config: PkiConfig = {
     ],
   },
   profiles: [profile('laptops', 'ec-p256'), profile('servers', 'rsa-2048')],
+  events: { deadLetterAfterSeconds: 86400, maxRetryIntervalSeconds: 600, timeoutMs: 10_000 },
 };
 
 let dir: string;

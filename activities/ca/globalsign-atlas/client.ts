@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { secretFromEnv } from '../../config/load.js';
-import type { CaConfig } from '../../config/profile-types.js';
+import { secretFromEnv } from '../../../config/load.js';
+import type { CaConfig } from '../../../config/profile-types.js';
 
 export type AtlasConfig = Extract<CaConfig, { type: 'globalsign-atlas' }>;
 

@@ -8,8 +8,27 @@ export interface RateLimitSettings {
   burst: number;
 }
 
-/** From SCEP_RATE_PER_MINUTE (default 120; 0 = off) and SCEP_RATE_BURST (default 30). */
-export function rateLimitFromEnv(env: NodeJS.ProcessEnv = process.env): RateLimitSettings {
+/** The surfaces that are limited separately: a flood of one never starves another. */
+export type RateLimitedSurface = 'scep' | 'ocsp' | 'operator' | 'mdm';
+
+const DEFAULTS: Record<RateLimitedSurface, RateLimitSettings> = {
+  scep: { perMinute: 120, burst: 30 },
+  // Relying parties (RADIUS, VPN gateways) ask often and from few addresses.
+  ocsp: { perMinute: 1200, burst: 200 },
+  operator: { perMinute: 300, burst: 60 },
+  mdm: { perMinute: 600, burst: 120 },
+};
+
+/**
+ * From <SURFACE>_RATE_PER_MINUTE (0 = off) and <SURFACE>_RATE_BURST, e.g. SCEP_RATE_PER_MINUTE
+ * (default 120, burst 30), OCSP_RATE_PER_MINUTE (1200, 200), OPERATOR_RATE_PER_MINUTE (300, 60),
+ * MDM_RATE_PER_MINUTE (600, 120: MDM webhooks and Jamf).
+ */
+export function rateLimitFromEnv(
+  surface: RateLimitedSurface = 'scep',
+  env: NodeJS.ProcessEnv = process.env,
+): RateLimitSettings {
+  const prefix = surface.toUpperCase();
   const number = (name: string, fallback: number) => {
     const raw = env[name];
     if (raw === undefined || raw === '') return fallback;
@@ -18,8 +37,8 @@ export function rateLimitFromEnv(env: NodeJS.ProcessEnv = process.env): RateLimi
     return value;
   };
   return {
-    perMinute: number('SCEP_RATE_PER_MINUTE', 120),
-    burst: Math.max(1, number('SCEP_RATE_BURST', 30)),
+    perMinute: number(`${prefix}_RATE_PER_MINUTE`, DEFAULTS[surface].perMinute),
+    burst: Math.max(1, number(`${prefix}_RATE_BURST`, DEFAULTS[surface].burst)),
   };
 }
 
@@ -30,8 +49,13 @@ const MAX_BUCKETS = 10_000;
  * Per-client-IP token bucket, in memory and per process: with N API replicas a client gets up to N
  * times the rate, and a restart forgets. The client IP is the TCP peer: behind a reverse proxy every
  * device shares the proxy's address, so rate-limit at the proxy instead (or raise the limits).
+ * Over the limit: 429 with Retry-After, in the surface's own error shape.
  */
-export function scepRateLimit(settings: RateLimitSettings, now: () => number = Date.now): MiddlewareHandler {
+export function rateLimit(
+  surface: RateLimitedSurface,
+  settings: RateLimitSettings = rateLimitFromEnv(surface),
+  now: () => number = Date.now,
+): MiddlewareHandler {
   const perMs = settings.perMinute / 60_000;
   const buckets = new Map<string, { tokens: number; at: number }>();
   const refill = (b: { tokens: number; at: number }, t: number) => {
@@ -59,14 +83,16 @@ export function scepRateLimit(settings: RateLimitSettings, now: () => number = D
     }
     const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000));
     c.header('Retry-After', String(retryAfter));
-    return c.text(
-      `too many SCEP requests from ${ip}: limit ${settings.perMinute}/minute (burst ${settings.burst}); retry in ${retryAfter} s`,
-      429,
-    );
+    const message =
+      `too many ${surface.toUpperCase()} requests from ${ip}: limit ${settings.perMinute}/minute ` +
+      `(burst ${settings.burst}); retry in ${retryAfter} s`;
+    return surface === 'operator' || surface === 'mdm'
+      ? c.json({ error: message }, 429)
+      : c.text(message, 429);
   };
 }
 
-function clientIp(c: Context): string {
+export function clientIp(c: Context): string {
   try {
     return getConnInfo(c).remote.address ?? 'unknown';
   } catch {

@@ -1,15 +1,16 @@
+/** FROZEN copy (2026-11) of the types the legacy workflows in this folder were written against. */
 /**
  * The activities the workflows call, as types only (workflows import nothing else from activities/).
  * Implementations live next to this file, one folder per external system.
  */
-import type { RevocationReason } from '../pki/x509/crl.js';
+import type { RevocationReason } from '../../pki/x509/crl.js';
 import type {
   DeviceCertificate,
   EnrollmentInput,
   EnrollmentOutcome,
   IssuedCertificate,
   PkiStatus,
-} from '../workflows/definitions.js';
+} from './definitions-2026-11.js';
 
 export type MdmVerdict = { verdict: 'approved' } | { verdict: 'rejected'; reason: string };
 

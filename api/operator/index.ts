@@ -1,0 +1,39 @@
+/**
+ * The operator API: every route behind operator authentication and its own rate limit, JSON in and
+ * out. Thin: each call is a Temporal signal, query, start or visibility list, or a database read.
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { type OperatorEnv, operatorAuth } from '../http/auth.js';
+import { jsonError } from '../http/errors.js';
+import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
+import { certificateRoutes } from './certificates.js';
+import { challengeRoutes } from './challenges.js';
+import { deviceRoutes, type OperatorDeps } from './devices.js';
+import { enrollmentRoutes } from './enrollments.js';
+import { eventRoutes } from './events.js';
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+export function operatorRoutes(
+  deps: OperatorDeps & { env?: NodeJS.ProcessEnv; rateLimit?: RateLimitSettings },
+): Hono<OperatorEnv> {
+  const app = new Hono<OperatorEnv>();
+  app.use('/operator/*', rateLimit('operator', deps.rateLimit));
+  app.use(
+    '/operator/*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw jsonError(413, `request body exceeds ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+  app.use('/operator/*', operatorAuth(deps.env));
+  app.route('/', deviceRoutes(deps));
+  app.route('/', certificateRoutes(deps));
+  app.route('/', enrollmentRoutes(deps));
+  app.route('/', eventRoutes(deps));
+  app.route('/', challengeRoutes(deps));
+  return app;
+}

@@ -1,0 +1,275 @@
+/**
+ * The activities the workflows call, as types only: the contract activities/ implements (workflows
+ * import nothing else from activities/, and activities/ imports its types from here, never the other
+ * way round).
+ */
+import type { VerifiedIdentity } from '../pki/admission/identity.js';
+import type {
+  DeviceCertificate,
+  EnrollmentInput,
+  EnrollmentOutcome,
+  IssuedCertificate,
+  PkiStatus,
+  RevocationReason,
+} from './definitions.js';
+
+export type MdmVerdict =
+  | { verdict: 'approved'; identity: VerifiedIdentity }
+  | { verdict: 'rejected'; reason: string };
+
+/**
+ * Whether the certificate that signed a renewal may renew: it must be ours, valid now, not revoked,
+ * and its device's current certificate (not one it superseded). The identity it was issued to is
+ * the identity the renewal keeps.
+ */
+export type RenewalSignerVerdict =
+  | { verdict: 'accepted'; serialHex: string; identity: VerifiedIdentity }
+  | { verdict: 'refused'; failInfo: 'badRequest' | 'badCertId' | 'badTime'; reason: string };
+
+/**
+ * What admission decided for a verified identity (pki/admission/rules.ts), recorded before anything
+ * is issued: the CA adapters issue only for what was admitted here.
+ */
+export type AdmissionDecision =
+  | { decision: 'admitted'; readmitted: boolean }
+  /** Nobody vouched for this request and the device holds a valid certificate: an operator decides. */
+  | { decision: 'awaiting-approval'; reason: string }
+  | { decision: 'refused'; reason: string };
+
+export interface AuditEntry {
+  at: string;
+  action: string;
+  details: Record<string, unknown>;
+}
+
+/** Events for integrations and operators, delivered from the outbox as signed webhooks (and e-mail). */
+export interface PkiEvent {
+  type:
+    | 'enrollment.succeeded'
+    | 'enrollment.failed'
+    | 'enrollment.escalated'
+    | 'enrollment.awaiting_approval'
+    | 'certificate.renewal_due'
+    | 'certificate.renewal_overdue'
+    | 'certificate.expired'
+    | 'certificate.revoked'
+    | 'device.readmitted';
+  /** Unique per event and stable across retries: the delivery id receivers de-duplicate on. */
+  id: string;
+  at: string;
+  profile: string;
+  deviceId: string;
+  /** The workflow the event is about: operators open it in the Web UI. */
+  workflowId: string;
+  data: Record<string, unknown>;
+}
+
+/** What the CA adapter is asked to sign. Everything else (subject, extensions, key) it takes from the profile and the admission. */
+export interface IssueCertificateInput {
+  profile: string;
+  enrollmentId: string;
+  /** DER PKCS#10, base64: must be the CSR that was admitted. */
+  csr: string;
+  notBefore: string;
+  notAfter: string;
+}
+
+export interface RevokeCertificateInput {
+  issuingCa: string;
+  serialHex: string;
+  /** RFC 5280 CRLReason name. */
+  reason: RevocationReason;
+  revokedAt: string;
+  actor: string;
+}
+
+export interface RecordEnrollmentInput {
+  enrollmentId: string;
+  request: Pick<EnrollmentInput, 'profile' | 'transactionId' | 'messageType' | 'csr'> & {
+    csrSha256: string;
+    /** The verified device, or the claimed one when verification never said. */
+    deviceId: string;
+  };
+  receivedAt: string;
+  completedAt: string;
+  outcome: EnrollmentOutcome;
+  trail: AuditEntry[];
+  /** Delivered from the outbox once the outcome is committed. */
+  event: PkiEvent;
+}
+
+/** `pki` queue, run as local activities by the enrollment workflow. */
+export interface EnrollmentActivities {
+  checkRenewalSigner(input: {
+    profile: string;
+    /** DER, base64: the certificate that signed the request. */
+    signerCertificate: string;
+  }): Promise<RenewalSignerVerdict>;
+  verifyWithMdm(input: { profile: string; transactionId: string; csr: string }): Promise<MdmVerdict>;
+  /** Applies the profile's admission rules to a verified identity and records the admission. */
+  admitEnrollment(input: {
+    enrollmentId: string;
+    profile: string;
+    identity: VerifiedIdentity;
+    csrSha256: string;
+    /** Serial of the device's current certificate that signed this renewal. */
+    renewalOf?: string;
+    /** The story so far (received, verified...), written with the admission. */
+    trail: AuditEntry[];
+  }): Promise<AdmissionDecision>;
+  /** An operator approved the replacement: the CA adapter may now issue for this admission. */
+  recordApproval(input: { enrollmentId: string; by: string; note?: string }): Promise<void>;
+  /** Audit entries and an event (enqueued in the outbox) in one transaction. */
+  recordEvent(input: {
+    profile: string;
+    deviceId: string;
+    event: PkiEvent;
+    trail: AuditEntry[];
+  }): Promise<void>;
+  /** Starts (or signals) the device's lifecycle with its new certificate. */
+  handOffToLifecycle(input: {
+    profile: string;
+    deviceId: string;
+    certificate: DeviceCertificate;
+  }): Promise<void>;
+  /** Tells the MDM before the device gets the certificate; stores what it must remember for revocation. */
+  notifyMdmSuccess(input: {
+    profile: string;
+    transactionId: string;
+    enrollmentId: string;
+    csr: string;
+    issued: IssuedCertificate;
+  }): Promise<void>;
+  notifyMdmFailure(input: {
+    profile: string;
+    transactionId: string;
+    csr: string;
+    reason: string;
+  }): Promise<void>;
+  /** The enrollment's outcome, the device's state, the audit trail and the event in one transaction; idempotent. */
+  recordEnrollment(input: RecordEnrollmentInput): Promise<void>;
+}
+
+/**
+ * The CA interface (DESIGN.md "One CA interface"), run on the queue of the profile's adapter:
+ * `pki-hsm` for our CA in the HSM, `pki` for an upstream CA. Every call re-checks the profile.
+ */
+export interface CaActivities {
+  /**
+   * Signs the admitted request (subject from the profile's template and the admitted identity,
+   * extensions from the profile), stores the certificate and returns it. Idempotent per enrollment.
+   */
+  issueCertificate(input: IssueCertificateInput): Promise<IssuedCertificate>;
+  /** Marks it revoked (the first reason and time win), tells the CA, re-signs the CRL. */
+  revokeCertificate(input: RevokeCertificateInput): Promise<{ revokedAt: string; alreadyRevoked: boolean }>;
+  /** The same for several certificates of one CA, with one CRL. */
+  revokeCertificates(input: {
+    issuingCa: string;
+    serialHexes: string[];
+    reason: RevocationReason;
+    revokedAt: string;
+    actor: string;
+  }): Promise<Array<{ serialHex: string; revokedAt: string; alreadyRevoked: boolean }>>;
+  /** Re-signs the CA's CRL (schedule, before nextUpdate). */
+  publishCrl(input: { issuingCa: string }): Promise<{ crlNumber: number; nextUpdate: string }>;
+}
+
+/** `pki` queue, local activities of the device lifecycle. */
+export interface LifecycleActivities {
+  /**
+   * Mirrors the lifecycle's status into the devices table, with the event it announces (outbox) and
+   * the device's admission (blocked after a revocation, cleared by a readmission), in one transaction.
+   */
+  recordDeviceStatus(input: {
+    profile: string;
+    deviceId: string;
+    status: PkiStatus;
+    serialHex?: string;
+    event?: PkiEvent;
+    admission?: { blocked: { reason: string; by: string } } | { readmitted: { by: string } };
+  }): Promise<void>;
+  /** The device's certificates that are still valid (not revoked, not expired), by CA. */
+  listValidCertificates(input: {
+    profile: string;
+    deviceId: string;
+  }): Promise<Array<{ issuingCa: string; serialHex: string }>>;
+  recordAudit(input: {
+    profile: string;
+    deviceId: string;
+    subject: string;
+    entries: AuditEntry[];
+  }): Promise<void>;
+}
+
+/** `pki` queue: revocation by serial tells the device's lifecycle, when one runs. */
+export interface RevocationActivities {
+  notifyLifecycleOfRevocation(input: {
+    profile: string;
+    deviceId: string;
+    serialHex: string;
+    reason: RevocationReason;
+    by: string;
+  }): Promise<{ notified: boolean }>;
+}
+
+/** A revocation Intune asked for, as the sync workflow carries it (plain JSON). */
+export interface IntuneRevocationRequestItem {
+  requestContext: string;
+  /** Lower-case hex, as certificates.serial_hex stores it. */
+  serialHex: string;
+  /** What we sent as caConfiguration (the profile name), when Intune echoes it. */
+  caConfiguration: string | null;
+}
+
+/** What to do with one Intune revocation request (activities/mdm/intune-revocation.ts). */
+export type IntuneRevocationDecision =
+  | {
+      action: 'revoke';
+      requestContext: string;
+      issuingCa: string;
+      serialHex: string;
+      profile: string;
+      deviceId: string;
+      /** The queue of that profile's CA adapter (absent in decisions recorded before it existed). */
+      caQueue?: string;
+    }
+  | { action: 'answer'; requestContext: string; succeeded: boolean; errorCode: number; errorMessage: string };
+
+export interface IntuneRevocationResultItem {
+  requestContext: string;
+  succeeded: boolean;
+  errorCode: number;
+  errorMessage: string;
+}
+
+/** `pki` queue: Intune's revocation channel (PKI connector) for one profile, and CRL freshness. */
+export interface RevocationSyncActivities {
+  downloadIntuneRevocationRequests(input: {
+    profile: string;
+    maxRequests: number;
+  }): Promise<IntuneRevocationRequestItem[]>;
+  /** Looks each request up in the certificates table: revoke it, or answer Intune right away. */
+  resolveIntuneRevocations(input: {
+    profile: string;
+    requests: IntuneRevocationRequestItem[];
+  }): Promise<IntuneRevocationDecision[]>;
+  uploadIntuneRevocationResults(input: {
+    profile: string;
+    results: IntuneRevocationResultItem[];
+  }): Promise<void>;
+  /**
+   * Tells each device's lifecycle that one of its certificates was revoked (signal
+   * `certificateRevoked`), so its status follows.
+   */
+  signalLifecycleRevocations(input: {
+    revoked: Array<{ profile: string; deviceId: string; serialHex: string }>;
+    reason: RevocationReason;
+    by: string;
+  }): Promise<{ signalled: string[] }>;
+  /** Local issuing CAs whose CRL is missing or whose nextUpdate falls within `withinSeconds`. */
+  listCrlsDue(input: {
+    withinSeconds: number;
+  }): Promise<Array<{ issuingCa: string; nextUpdate: string | null }>>;
+}
+
+export type { RevocationReason } from './definitions.js';
