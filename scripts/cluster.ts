@@ -24,7 +24,8 @@
  * ignored; default postgres://postgres@127.0.0.1:5432/postgres), CLUSTER_STATE_DIR, CLUSTER_PORT_OFFSET
  * (shift every port), CLUSTER_HISTORY_SHARDS (before the first `up` only), CLUSTER_PKI_DATABASE,
  * CLUSTER_TEMPORAL_DATABASE, CLUSTER_TEMPORAL_VISIBILITY_DATABASE, CLUSTER_PUBLIC_URL, CLUSTER_UI=0 (no Web
- * UI), CLUSTER_TEMPORAL_LOG_LEVEL, PKI_CONFIG (profiles file).
+ * UI), CLUSTER_TEMPORAL_LOG_LEVEL, CLUSTER_TEMPORAL_DYNAMIC_CONFIG (JSON object, key → value), PKI_CONFIG
+ * (profiles file); TEMPORAL_LOG_LEVEL, SCEP_RATE_PER_MINUTE and SCEP_RATE_BURST pass through to the product.
  *
  * Enroll against either replica, e.g.:
  *   openssl genrsa -traditional -out key.pem 2048

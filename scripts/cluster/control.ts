@@ -100,6 +100,7 @@ function temporalServerSpec(settings: ClusterSettings, binaries: Binaries): Proc
     ports: settings.ports,
     historyShards: settings.historyShards,
     logLevel: settings.temporalLogLevel,
+    dynamicConfig: settings.temporalDynamicConfig,
   });
   return {
     name: 'temporal',

@@ -97,6 +97,8 @@ export interface ClusterSettings {
   temporalLogLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Start the Web UI (it is built on first use; ~1 min). */
   ui: boolean;
+  /** Extra Temporal dynamic config (key → value), e.g. task-queue partitions for a measurement. */
+  temporalDynamicConfig: Record<string, unknown>;
 }
 
 /**
@@ -137,6 +139,9 @@ export function clusterSettings(
     temporalLogLevel:
       overrides.temporalLogLevel ?? (env.CLUSTER_TEMPORAL_LOG_LEVEL as 'warn' | undefined) ?? 'warn',
     ui: overrides.ui ?? env.CLUSTER_UI !== '0',
+    temporalDynamicConfig:
+      overrides.temporalDynamicConfig ??
+      (env.CLUSTER_TEMPORAL_DYNAMIC_CONFIG ? JSON.parse(env.CLUSTER_TEMPORAL_DYNAMIC_CONFIG) : {}),
   };
 }
 
@@ -182,6 +187,8 @@ export function temporalAddress(settings: ClusterSettings): string {
 
 /** Variables every process may inherit from the shell that runs `cluster up`: no credentials among them. */
 const INHERITED = ['PATH', 'HOME', 'USER', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'NODE_EXTRA_CA_CERTS'];
+/** Product tunables (no credentials) that pass through to the product processes when the caller sets them. */
+const TUNABLES = ['TEMPORAL_LOG_LEVEL', 'SCEP_RATE_PER_MINUTE', 'SCEP_RATE_BURST'];
 
 /**
  * THE environment of each cluster process — the one place to change when credentials move.
@@ -219,6 +226,9 @@ export function roleEnv(
   // The product's common settings: database, Temporal, data dir, profiles file, public URL.
   const product: Record<string, string> = {
     ...inherited,
+    ...Object.fromEntries(
+      TUNABLES.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]!]] : [])),
+    ),
     DATABASE_URL: databaseUrl(settings, settings.databases.pki),
     TEMPORAL_ADDRESS: temporalAddress(settings),
     TEMPORAL_NAMESPACE: settings.namespace,
