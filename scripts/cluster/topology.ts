@@ -160,17 +160,22 @@ export function statePaths(settings: ClusterSettings) {
   };
 }
 
-/** Reads the cluster's secrets, creating them on first use. */
+/**
+ * Reads the cluster's secrets, generating each one that is missing (first use, or a secret added to
+ * {@link ClusterSecrets} since this state dir was created) and keeping the others.
+ */
 export function clusterSecrets(settings: ClusterSettings): ClusterSecrets {
   const file = statePaths(settings).secrets;
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as ClusterSecrets;
-  mkdirSync(settings.stateDir, { recursive: true });
+  const stored: Partial<ClusterSecrets> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
   const secrets: ClusterSecrets = {
-    hsmPin: randomBytes(12).toString('hex'),
-    hsmSoPin: randomBytes(12).toString('hex'),
-    operatorToken: randomBytes(24).toString('base64url'),
+    hsmPin: stored.hsmPin ?? randomBytes(12).toString('hex'),
+    hsmSoPin: stored.hsmSoPin ?? randomBytes(12).toString('hex'),
+    operatorToken: stored.operatorToken ?? randomBytes(24).toString('base64url'),
   };
-  writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  if (Object.keys(secrets).some((k) => stored[k as keyof ClusterSecrets] === undefined)) {
+    mkdirSync(settings.stateDir, { recursive: true });
+    writeFileSync(file, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  }
   return secrets;
 }
 

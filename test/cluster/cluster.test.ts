@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -58,7 +58,11 @@ async function enroll(cn: string, port: number): Promise<void> {
   enrolled.push({ cn, port, pem: result.certificatePem! });
 }
 
+/** Set in this process before `up`: no cluster process may inherit it. */
+const CANARY = 'DEVICE_PKI_CLUSTER_TEST_CANARY';
+
 beforeAll(async () => {
+  process.env[CANARY] = 'must-not-leak';
   const report = await clusterUp(settings, log);
   log(`up in ${report.seconds.toFixed(1)} s: ${JSON.stringify(report.phases)}`);
   const connection = await Connection.connect({ address: `127.0.0.1:${settings.ports.frontend}` });
@@ -143,6 +147,33 @@ describe('the cluster as separate processes', () => {
       expect(result.output).toContain(`http://127.0.0.1:${port}/scep/${profile}`);
     }
     expect(result.output).toContain(`127.0.0.1:${settings.ports.frontend}`);
+  });
+
+  it("gives each process only its own role's credentials", async () => {
+    const status = await clusterStatus(settings);
+    const environ = (name: string): Map<string, string> => {
+      const pid = status.processes.find((p) => p.name === name)?.pid;
+      if (!pid) throw new Error(`${name} is not running`);
+      const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+      return new Map(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    };
+    const api = environ('api-1');
+    const pki = environ('worker-pki-1');
+    const hsm = environ('worker-pki-hsm-1');
+    const temporal = environ('temporal');
+    // The SO PIN is the key ceremony's (provisioning) alone; the operator token is the API's alone.
+    for (const env of [api, pki, hsm, temporal]) expect(env.has('HSM_SO_PIN')).toBe(false);
+    expect(api.get('OPERATOR_TOKEN')).toBeTruthy();
+    for (const env of [pki, hsm, temporal]) expect(env.has('OPERATOR_TOKEN')).toBe(false);
+    // The Temporal server gets no product configuration at all.
+    for (const key of ['HSM_PIN', 'DATABASE_URL', 'SOFTHSM2_CONF'])
+      expect(temporal.has(key), key).toBe(false);
+    // Nothing leaks from the environment of whoever ran `up` (it set a canary before).
+    for (const env of [api, pki, hsm, temporal]) expect(env.has(CANARY)).toBe(false);
+    for (const env of [api, pki, hsm])
+      expect(env.get('DATABASE_URL')).toMatch(new RegExp(`/${settings.databases.pki}$`));
+    // TODO(key custody): the API holds the RA token only, pki-hsm the CA token only, pki neither.
+    expect(api.get('API_PORT')).toBe(String(settings.ports.api[0]));
   });
 
   it('survives kill -9 of a pki worker and of the Temporal server, and a second `up` starts no duplicates', async () => {
