@@ -71,5 +71,7 @@ try {
   }
 } catch (err) {
   console.error(`[cluster] ${err instanceof Error ? err.message : String(err)}`);
+  if (command === 'up')
+    console.error('[cluster] what did start keeps running: see `status`, stop it with `down`');
   process.exitCode = 1;
 }

@@ -3,7 +3,7 @@
  * it, restart the Temporal server). scripts/cluster.ts is the command line over these functions.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { relative } from 'node:path';
 import { loadPkiConfig } from '../../config/load.js';
 import { ensureSearchAttributes } from '../temporal-dev-server.js';
@@ -37,7 +37,6 @@ import {
 } from './supervisor.js';
 import {
   type ClusterSettings,
-  clusterSecrets,
   databaseUrl,
   type ProcessSpec,
   productProcesses,
@@ -107,7 +106,7 @@ function temporalServerSpec(settings: ClusterSettings, binaries: Binaries): Proc
     role: 'temporal',
     command: binaries.server,
     args,
-    env: roleEnv('temporal', settings),
+    env: () => roleEnv('temporal', settings),
     cwd: paths.temporal,
     port: settings.ports.frontend,
     ready: { kind: 'temporal', address: temporalAddress(settings) },
@@ -129,7 +128,7 @@ function temporalUiSpec(settings: ClusterSettings, ui: string): ProcessSpec {
     role: 'temporal-ui',
     command: ui,
     args,
-    env: roleEnv('temporal-ui', settings),
+    env: () => roleEnv('temporal-ui', settings),
     cwd: paths.ui,
     port: settings.ports.ui,
     ready: { kind: 'http', url: `http://127.0.0.1:${settings.ports.ui}/` },
@@ -154,7 +153,7 @@ async function runStep(settings: ClusterSettings, step: { name: string; command:
   const log = logFile(d, 'provision');
   const fd = openSync(log, 'a');
   writeSync(fd, `\n--- ${new Date().toISOString()} ${step.name}: ${step.command} ${step.args.join(' ')}\n`);
-  const { size } = await import('node:fs').then((fs) => fs.statSync(log));
+  const { size } = fstatSync(fd);
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(step.command, step.args, {
@@ -175,7 +174,6 @@ async function runStep(settings: ClusterSettings, step: { name: string; command:
 async function provision(settings: ClusterSettings, log: Log): Promise<void> {
   if (await ensureDatabase(settings.postgresUrl, settings.databases.pki))
     log(`created database ${settings.databases.pki}`);
-  clusterSecrets(settings);
   for (const step of provisioningSteps()) {
     const started = Date.now();
     await runStep(settings, step);
@@ -183,11 +181,19 @@ async function provision(settings: ClusterSettings, log: Log): Promise<void> {
   }
 }
 
-/** Databases and schema, config, process, then namespace and search attributes. */
-async function startTemporal(settings: ClusterSettings, binaries: Binaries, log: Log): Promise<void> {
+/**
+ * Databases and schema (skipped on a restart: a crashed server comes back the way a service manager would
+ * restart it), config, process, then namespace and search attributes.
+ */
+async function startTemporal(
+  settings: ClusterSettings,
+  binaries: Binaries,
+  log: Log,
+  opts: { schema: boolean } = { schema: true },
+): Promise<void> {
   const d = dirs(settings);
   const existing = readRecord(d, 'temporal');
-  if (!existing || !isAlive(existing)) {
+  if (opts.schema && (!existing || !isAlive(existing))) {
     const started = Date.now();
     await setupTemporalSchema({
       sqlTool: binaries.sql,
@@ -286,7 +292,10 @@ export async function clusterDown(
   settings: ClusterSettings,
   log: Log = defaultLog,
 ): Promise<Array<{ name: string; outcome: StopOutcome }>> {
-  mkdirSync(settings.stateDir, { recursive: true });
+  if (!existsSync(settings.stateDir)) {
+    log('nothing running');
+    return [];
+  }
   return withLock(statePaths(settings).lock, async () => {
     const d = dirs(settings);
     const records = readRecords(d);
@@ -395,6 +404,12 @@ export async function clusterStatus(settings: ClusterSettings): Promise<ClusterS
   };
 }
 
+/** Relative to `cwd` when under it, else absolute. */
+function shortPath(path: string, cwd: string): string {
+  const rel = relative(cwd, path);
+  return rel && !rel.startsWith('..') ? rel : path;
+}
+
 export function formatStatus(status: ClusterStatus, cwd = process.cwd()): string {
   const rows = [
     ['NAME', 'ROLE', 'PID', 'ALIVE', 'SERVING', 'PORT', 'LOG'],
@@ -405,7 +420,7 @@ export function formatStatus(status: ClusterStatus, cwd = process.cwd()): string
       p.alive ? 'yes' : 'no',
       p.serving === undefined ? '-' : p.serving ? 'yes' : 'no',
       p.port ? String(p.port) : '-',
-      relative(cwd, p.log) || p.log,
+      shortPath(p.log, cwd),
     ]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -456,7 +471,7 @@ export async function restartClusterProcess(
   await stopProcess(dirs(settings), name);
   if (spec.role === 'temporal') {
     const binaries = await clusterBinaries(settings, () => {});
-    await startTemporal(settings, binaries, log);
+    await startTemporal(settings, binaries, log, { schema: false });
     return readRecord(dirs(settings), name)!;
   }
   return startAndWait(settings, spec, log);

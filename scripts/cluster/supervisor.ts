@@ -166,7 +166,7 @@ export async function startProcess(
     logOffset = statSync(log).size;
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
-      env: spec.env,
+      env: spec.env(),
       detached: true,
       stdio: ['ignore', fd, fd],
     });

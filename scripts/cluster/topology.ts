@@ -292,7 +292,8 @@ export interface ProcessSpec {
   role: Role;
   command: string;
   args: string[];
-  env: Record<string, string>;
+  /** Computed when the process starts (it reads or creates the secrets): listing specs has no side effects. */
+  env: () => Record<string, string>;
   cwd: string;
   port?: number;
   ready: Readiness;
@@ -336,7 +337,7 @@ export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
       name: `worker-pki-hsm-${i}`,
       role: 'worker-pki-hsm',
       ...nodeScript('worker/main.ts', '--queues', 'pki-hsm'),
-      env: roleEnv('worker-pki-hsm', settings),
+      env: () => roleEnv('worker-pki-hsm', settings),
       cwd,
       ready: workerReady,
       stopTimeoutMs: workerStop,
@@ -348,7 +349,7 @@ export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
       name: `worker-pki-${i}`,
       role: 'worker-pki',
       ...nodeScript('worker/main.ts', '--queues', 'pki'),
-      env: roleEnv('worker-pki', settings),
+      env: () => roleEnv('worker-pki', settings),
       cwd,
       ready: workerReady,
       stopTimeoutMs: workerStop,
@@ -360,7 +361,7 @@ export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
       name: `api-${i + 1}`,
       role: 'api',
       ...nodeScript('api/main.ts'),
-      env: roleEnv('api', settings, { apiPort: port }),
+      env: () => roleEnv('api', settings, { apiPort: port }),
       cwd,
       port,
       ready: { kind: 'http', url: `http://127.0.0.1:${port}/healthz` },
