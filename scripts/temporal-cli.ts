@@ -43,7 +43,7 @@ const defaultLog = (line: string): void => {
   process.stderr.write(`[temporal-cli] ${line}\n`);
 };
 
-function isExecutableFile(path: string): boolean {
+export function isExecutableFile(path: string): boolean {
   try {
     if (!statSync(path).isFile()) return false;
     accessSync(path, constants.X_OK);
@@ -63,15 +63,21 @@ export function which(name: string, pathEnv = process.env.PATH ?? ''): string | 
   return undefined;
 }
 
-interface RunResult {
+export interface RunResult {
   code: number | null;
   stdout: string;
   stderr: string;
 }
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
+/** Runs a command to completion, output captured; SIGKILL after `timeoutMs`. Never throws. */
+export function runCommand(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolvePromise) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -95,7 +101,7 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult>
 /** Returns the `--version` line if `path` is a working Temporal CLI, else undefined. */
 export async function temporalCliVersion(path: string): Promise<string | undefined> {
   if (!isExecutableFile(path)) return undefined;
-  const r = await run(path, ['--version'], 15_000);
+  const r = await runCommand(path, ['--version'], 15_000);
   const line = r.stdout.trim().split('\n')[0] ?? '';
   return r.code === 0 && /^temporal version/i.test(line) ? line : undefined;
 }
@@ -138,12 +144,23 @@ export async function findTemporalCli(opts: TemporalCliOptions = {}): Promise<st
   return undefined;
 }
 
-/** Step 4: `GOBIN=<project>/.tools go install ...@v1.5.1`, progress streamed to `log`. */
-export async function buildTemporalCli(go: string, projectRoot: string, log: (line: string) => void) {
-  const gobin = join(projectRoot, '.tools');
+/**
+ * `GOBIN=<gobin> go install -v <targets...>`, progress streamed to `log` (a package count every 15 s, and every
+ * line that is not a bare package path). Throws with the last 40 lines of output when it fails. Shared by every
+ * Go tool this project builds (the CLI here; the Temporal server, its schema tool and the Web UI in
+ * scripts/temporal-server.ts).
+ */
+export async function goInstall(opts: {
+  go: string;
+  targets: string[];
+  gobin: string;
+  log: (line: string) => void;
+  /** Said in the error message when the build fails. */
+  hint?: string;
+}): Promise<{ seconds: number; packages: number }> {
+  const { go, targets, gobin, log } = opts;
   mkdirSync(gobin, { recursive: true });
-  const target = `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`;
-  log(`building the Temporal CLI: GOBIN=${gobin} ${go} install ${target} (a few minutes on a cold cache)`);
+  log(`GOBIN=${gobin} ${go} install ${targets.join(' ')} (a few minutes on a cold cache)`);
   const started = Date.now();
   const elapsed = () => `${Math.round((Date.now() - started) / 1000)}s`;
   // The toolchain's own bin dir goes first on PATH so `go` can find its helpers even when it is not on PATH.
@@ -152,7 +169,7 @@ export async function buildTemporalCli(go: string, projectRoot: string, log: (li
   let packages = 0;
   const code = await new Promise<number | null>((resolvePromise) => {
     // -v prints each package as it is compiled: that is our progress counter.
-    const child = spawn(go, ['install', '-v', target], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(go, ['install', '-v', ...targets], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const heartbeat = setInterval(
       () => log(`still building… ${packages} packages compiled, ${elapsed()}`),
       15_000,
@@ -184,16 +201,31 @@ export async function buildTemporalCli(go: string, projectRoot: string, log: (li
       resolvePromise(c);
     });
   });
-  const binary = join(gobin, 'temporal');
   if (code !== 0) {
     throw new Error(
-      `'go install ${target}' failed (exit ${code}) after ${elapsed()}. Last output:\n${tail.join('\n')}\n` +
-        'The CLI needs Go >= 1.25 (older Go >= 1.21 fetches it automatically through GOTOOLCHAIN=auto).',
+      `'go install ${targets.join(' ')}' failed (exit ${code}) after ${elapsed()}. Last output:\n${tail.join('\n')}` +
+        (opts.hint ? `\n${opts.hint}` : ''),
     );
   }
+  log(`built in ${elapsed()} (${packages} packages compiled)`);
+  return { seconds: (Date.now() - started) / 1000, packages };
+}
+
+/** Step 4: `GOBIN=<project>/.tools go install ...@v1.5.1`, progress streamed to `log`. */
+export async function buildTemporalCli(go: string, projectRoot: string, log: (line: string) => void) {
+  const gobin = join(projectRoot, '.tools');
+  log('building the Temporal CLI');
+  await goInstall({
+    go,
+    targets: [`${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`],
+    gobin,
+    log,
+    hint: 'The CLI needs Go >= 1.25 (older Go >= 1.21 fetches it automatically through GOTOOLCHAIN=auto).',
+  });
+  const binary = join(gobin, 'temporal');
   const version = await temporalCliVersion(binary);
   if (!version) throw new Error(`'go install' succeeded but ${binary} does not answer --version`);
-  log(`built ${binary} in ${elapsed()} (${packages} packages): ${version}`);
+  log(`built ${binary}: ${version}`);
   return binary;
 }
 

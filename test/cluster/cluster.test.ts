@@ -1,0 +1,208 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../config/load.js';
+import {
+  clusterDown,
+  clusterStatus,
+  clusterUp,
+  destroyCluster,
+  killClusterProcess,
+  productDatabaseUrl,
+  restartClusterProcess,
+  restartTemporalServer,
+} from '../../scripts/cluster/control.js';
+import { type ClusterSettings, clusterSettings } from '../../scripts/cluster/topology.js';
+import { certsFromPkcs7, openssl } from '../support/openssl.js';
+import { exec, scepclientEnroll } from '../support/scep-clients.js';
+import { waitForWorkflows } from '../support/temporal.js';
+
+/**
+ * The production shape as separate OS processes (scripts/cluster.ts): a Temporal server on Postgres, two API
+ * replicas, two `pki` workers, one `pki-hsm` worker. Brought up once, in a throwaway state dir, on throwaway
+ * databases and shifted ports, so a developer's own cluster (.data/cluster, ports 7333/8081/...) is never
+ * touched.
+ */
+
+const run = `${Date.now().toString(36)}${process.pid}`;
+const work = mkdtempSync(join(tmpdir(), 'cluster-test-'));
+/** The same settings as environment variables: the `npm run cluster` CLI must see this cluster too. */
+const clusterEnv = {
+  CLUSTER_STATE_DIR: join(work, 'state'),
+  CLUSTER_PORT_OFFSET: '20',
+  CLUSTER_PKI_DATABASE: `pki_ct_${run}`,
+  CLUSTER_TEMPORAL_DATABASE: `temporal_ct_${run}`,
+  CLUSTER_TEMPORAL_VISIBILITY_DATABASE: `temporal_vis_ct_${run}`,
+};
+const settings: ClusterSettings = clusterSettings({}, { ...process.env, ...clusterEnv });
+const challenge = 'dev-challenge';
+const profile = 'devices';
+const log = (line: string) => console.log(`[cluster test] ${line}`);
+
+let client: Client;
+let sql: postgres.Sql;
+const enrolled: Array<{ cn: string; port: number; pem: string }> = [];
+
+async function enroll(cn: string, port: number): Promise<void> {
+  const result = await scepclientEnroll({
+    url: `http://127.0.0.1:${port}/scep/${profile}`,
+    challenge,
+    cn,
+    timeoutMs: 90_000,
+  });
+  expect(result.code, `${cn} via :${port}\n${result.output}`).toBe(0);
+  expect(result.certificatePem).toContain('BEGIN CERTIFICATE');
+  enrolled.push({ cn, port, pem: result.certificatePem! });
+}
+
+/** Set in this process before `up`: no cluster process may inherit it. */
+const CANARY = 'DEVICE_PKI_CLUSTER_TEST_CANARY';
+
+beforeAll(async () => {
+  process.env[CANARY] = 'must-not-leak';
+  const report = await clusterUp(settings, log);
+  log(`up in ${report.seconds.toFixed(1)} s: ${JSON.stringify(report.phases)}`);
+  const connection = await Connection.connect({ address: `127.0.0.1:${settings.ports.frontend}` });
+  client = new Client({ connection, namespace: settings.namespace });
+  sql = postgres(productDatabaseUrl(settings), { max: 2, onnotice: () => {} });
+});
+
+afterAll(async () => {
+  await sql?.end();
+  await client?.connection.close();
+  await destroyCluster(settings, log);
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('the cluster as separate processes', () => {
+  it('enrolls real scepclient devices through both API replicas', async () => {
+    const [api1, api2] = settings.ports.api as [number, number];
+    await Promise.all([
+      enroll('cluster-a1', api1),
+      enroll('cluster-b1', api2),
+      enroll('cluster-a2', api1),
+      enroll('cluster-b2', api2),
+    ]);
+
+    // Each replica's GetCACert chain verifies every certificate, whichever replica issued it.
+    for (const port of settings.ports.api) {
+      const response = await fetch(`http://127.0.0.1:${port}/scep/${profile}?operation=GetCACert`);
+      expect(response.status).toBe(200);
+      const chain = await certsFromPkcs7(new Uint8Array(await response.arrayBuffer()), work);
+      expect(chain).toHaveLength(3);
+      const chainFile = join(work, `chain-${port}.pem`);
+      writeFileSync(chainFile, chain.join('\n'));
+      for (const { cn, pem } of enrolled) {
+        const file = join(work, `${cn}.pem`);
+        writeFileSync(file, pem);
+        const verify = await openssl(['verify', '-CAfile', chainFile, file]);
+        expect(verify.output, `${cn} against :${port}'s chain`).toContain(`${file}: OK`);
+      }
+    }
+  });
+
+  it('stored exactly one certificate per transaction, and every enrollment workflow Completed', async () => {
+    const cns = enrolled.map((e) => e.cn);
+    const rows = await sql<Array<{ id: string; status: string; certificates: number }>>`
+      SELECT e.id, e.status, count(c.serial_hex)::int AS certificates
+      FROM enrollments e LEFT JOIN certificates c ON c.enrollment_id = e.id
+      WHERE e.device_id = ANY(${cns})
+      GROUP BY e.id, e.status`;
+    expect(rows).toHaveLength(cns.length);
+    for (const row of rows) {
+      expect(row.status, row.id).toBe('issued');
+      expect(row.certificates, row.id).toBe(1);
+    }
+    const completed = await waitForWorkflows(
+      client,
+      `WorkflowType="enrollment" AND ExecutionStatus="Completed"`,
+      cns.length,
+      30_000,
+    );
+    expect(completed.map((w) => w.workflowId).sort()).toEqual(rows.map((r) => r.id).sort());
+    const others = [];
+    for await (const w of client.workflow.list({
+      query: `WorkflowType="enrollment" AND ExecutionStatus!="Completed"`,
+    }))
+      others.push(w.workflowId);
+    expect(others).toEqual([]);
+  });
+
+  it('lists every process with its port and the SCEP URLs in `npm run cluster -- status`', async () => {
+    const result = await exec(process.execPath, ['--import', 'tsx', 'scripts/cluster.ts', 'status'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...clusterEnv },
+      timeout: 60_000,
+    });
+    expect(result.code, result.output).toBe(0);
+    const names = ['temporal', 'api-1', 'api-2', 'worker-pki-1', 'worker-pki-2', 'worker-pki-hsm-1'];
+    if (settings.ui) names.push('temporal-ui');
+    for (const name of names)
+      expect(result.output).toMatch(new RegExp(`^${name}\\s+\\S+\\s+\\d+\\s+yes`, 'm'));
+    for (const port of settings.ports.api) {
+      expect(result.output).toMatch(new RegExp(`^api-\\d\\s+api\\s+\\d+\\s+yes\\s+yes\\s+${port}\\s`, 'm'));
+      expect(result.output).toContain(`http://127.0.0.1:${port}/scep/${profile}`);
+    }
+    expect(result.output).toContain(`127.0.0.1:${settings.ports.frontend}`);
+  });
+
+  it("gives each process only its own role's credentials", async () => {
+    const status = await clusterStatus(settings);
+    const environ = (name: string): Map<string, string> => {
+      const pid = status.processes.find((p) => p.name === name)?.pid;
+      if (!pid) throw new Error(`${name} is not running`);
+      const entries = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+      return new Map(entries.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+    };
+    const api = environ('api-1');
+    const pki = environ('worker-pki-1');
+    const hsm = environ('worker-pki-hsm-1');
+    const temporal = environ('temporal');
+    // The SO PIN is the key ceremony's (provisioning) alone; the operator token is the API's alone.
+    for (const env of [api, pki, hsm, temporal]) expect(env.has('HSM_SO_PIN')).toBe(false);
+    expect(api.get('OPERATOR_TOKEN')).toBeTruthy();
+    for (const env of [pki, hsm, temporal]) expect(env.has('OPERATOR_TOKEN')).toBe(false);
+    // The Temporal server gets no product configuration at all.
+    for (const key of ['HSM_PIN', 'DATABASE_URL', 'SOFTHSM2_CONF'])
+      expect(temporal.has(key), key).toBe(false);
+    // Nothing leaks from the environment of whoever ran `up` (it set a canary before).
+    for (const env of [api, pki, hsm, temporal]) expect(env.has(CANARY)).toBe(false);
+    for (const env of [api, pki, hsm])
+      expect(env.get('DATABASE_URL')).toMatch(new RegExp(`/${settings.databases.pki}$`));
+    // TODO(key custody): the API holds the RA token only, pki-hsm the CA token only, pki neither.
+    expect(api.get('API_PORT')).toBe(String(settings.ports.api[0]));
+  });
+
+  it('survives kill -9 of a pki worker and of the Temporal server, and a second `up` starts no duplicates', async () => {
+    const killed = await killClusterProcess(settings, 'worker-pki-1');
+    let status = await clusterStatus(settings);
+    expect(status.processes.find((p) => p.name === 'worker-pki-1')?.alive).toBe(false);
+    const restarted = await restartClusterProcess(settings, 'worker-pki-1', log);
+    expect(restarted.pid).not.toBe(killed.pid);
+
+    const before = (await clusterStatus(settings)).processes.find((p) => p.name === 'temporal')!;
+    const server = await restartTemporalServer(settings, { kill: true }, log);
+    expect(server.pid).not.toBe(before.pid);
+    await enroll('cluster-after-restart', settings.ports.api[1]!);
+
+    const pids = new Map((await clusterStatus(settings)).processes.map((p) => [p.name, p.pid]));
+    await clusterUp(settings, log);
+    status = await clusterStatus(settings);
+    for (const p of status.processes) expect(p.pid, p.name).toBe(pids.get(p.name));
+  });
+
+  it('`down` stops every process with SIGTERM, APIs first, Temporal last; a second `down` is a no-op', async () => {
+    const outcomes = await clusterDown(settings, log);
+    const names = outcomes.map((o) => o.name);
+    expect(names.indexOf('api-1')).toBeLessThan(names.indexOf('worker-pki-1'));
+    expect(names.indexOf('worker-pki-hsm-1')).toBeLessThan(names.indexOf('temporal'));
+    expect(names.at(-1)).toBe('temporal');
+    for (const o of outcomes) expect(o.outcome, o.name).toBe('stopped');
+    expect(await clusterDown(settings, log)).toEqual([]);
+    const status = await clusterStatus(settings);
+    expect(status.processes.every((p) => !p.alive)).toBe(true);
+  });
+});
