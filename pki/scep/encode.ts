@@ -183,7 +183,7 @@ function signatureAlgorithm(signer: Signer, digest: HashName): pkijs.AlgorithmId
 }
 
 /** Sorts attributes by their DER encoding, as X.690 11.6 requires for a SET OF. */
-function derSorted(attributes: pkijs.Attribute[]): pkijs.Attribute[] {
+export function derSorted(attributes: pkijs.Attribute[]): pkijs.Attribute[] {
   const encoded = attributes.map((attr) => ({ attr, der: Buffer.from(attr.toSchema().toBER(false)) }));
   // Shorter encodings compare as if padded with trailing zero octets.
   encoded.sort((a, b) => {
