@@ -189,6 +189,9 @@ async function runMicromdm(keys: DeviceKey[], challenge: string, work: string): 
     deviceIdPrefix: `bench-${runId}-m`,
   });
   await measureSystem('micromdm', load.operation, { app: () => [server.pid] });
+  // Its own reasons for a FAILURE (e.g. its file depot racing on the serial number file).
+  for (const [reason, n] of server.refusals)
+    notes.push(`scepserver logged ${n} × "failed to sign CSR: ${reason}"`);
   client.close();
   await server.stop();
 }

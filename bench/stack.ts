@@ -26,16 +26,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Output of a child, the last ~20 kB, for error messages. */
+/** Output of a child, the last ~20 kB, for error messages; `forward` sees every whole line. */
 function captureOutput(child: ChildProcess, forward?: (line: string) => void): () => string {
   let output = '';
-  const keep = (d: Buffer) => {
+  const partial = { stdout: '', stderr: '' };
+  const keep = (stream: 'stdout' | 'stderr') => (d: Buffer) => {
     const text = d.toString();
     output = (output + text).slice(-20_000);
-    if (forward) for (const line of text.split('\n')) if (line.trim()) forward(line);
+    if (!forward) return;
+    const lines = (partial[stream] + text).split('\n');
+    partial[stream] = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) forward(line);
   };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
+  child.stdout?.on('data', keep('stdout'));
+  child.stderr?.on('data', keep('stderr'));
   return () => output;
 }
 
@@ -241,6 +245,8 @@ export interface ScepServer {
   url: string;
   pid: number;
   version: string;
+  /** How often it logged "failed to sign CSR", by its error text (it answers those with FAILURE). */
+  refusals: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -261,7 +267,11 @@ export async function startScepServer(opts: { dir: string; challenge: string }):
     ['-depot', depot, '-port', String(port), '-challenge', opts.challenge, '-allowrenew', '0'],
     { cwd: opts.dir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  const output = captureOutput(child);
+  const refusals = new Map<string, number>();
+  const output = captureOutput(child, (line) => {
+    const reason = /msg="failed to sign CSR" err="([^"]*)"/.exec(line)?.[1];
+    if (reason !== undefined) refusals.set(reason, (refusals.get(reason) ?? 0) + 1);
+  });
   const exited = exitedPromise(child);
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
@@ -287,5 +297,5 @@ export async function startScepServer(opts: { dir: string; challenge: string }):
     }
     await sleep(100);
   }
-  return { url, pid: child.pid!, version, stop };
+  return { url, pid: child.pid!, version, refusals, stop };
 }
