@@ -6,30 +6,18 @@
  * pkijs schema matching of the certificates it carries. The generator's CPU then stays small beside
  * the servers it measures, and out of the latencies.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  type KeyObject,
-  publicEncrypt,
-  randomBytes,
-  verify,
-  X509Certificate,
-} from 'node:crypto';
+import { createDecipheriv, createHash, type KeyObject, verify, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { HashName } from '../../pki/keys.js';
 import { attrOctets, attrString } from '../../pki/scep/decode.js';
-import { derSorted } from '../../pki/scep/encode.js';
 import {
-  CIPHER_SPECS,
-  CMS,
-  cipherByOid,
-  DIGEST_BY_OID,
-  DIGEST_OID_BY_NAME,
-  RSA,
-  SCEP_ATTR,
-} from '../../pki/scep/oids.js';
+  derSorted,
+  type EnvelopeRecipient,
+  encodeEnvelope,
+  envelopeRecipient,
+} from '../../pki/scep/encode.js';
+import { CMS, cipherByOid, DIGEST_BY_OID, DIGEST_OID_BY_NAME, SCEP_ATTR } from '../../pki/scep/oids.js';
 import {
   type ContentCipher,
   FAIL_INFO_CODES,
@@ -47,8 +35,7 @@ export interface RaPeer {
   certificates: Uint8Array[];
   ra: Uint8Array;
   /** Requests are encrypted to it. */
-  raPublicKey: KeyObject;
-  raRecipientId: pkijs.IssuerAndSerialNumber;
+  recipient: EnvelopeRecipient;
   /** The RA certificate's issuer, for CertPoll's IssuerAndSubject. */
   raIssuer: pkijs.RelativeDistinguishedNames;
   /** A CertRep must verify with one of these (the keys of the GetCACert certificates). */
@@ -62,11 +49,7 @@ export function prepareRa(certificates: Uint8Array[]): RaPeer {
   return {
     certificates,
     ra,
-    raPublicKey: new X509Certificate(ra).publicKey,
-    raRecipientId: new pkijs.IssuerAndSerialNumber({
-      issuer: parsed.issuer,
-      serialNumber: parsed.serialNumber,
-    }),
+    recipient: envelopeRecipient(ra),
     raIssuer: parsed.issuer,
     signerKeys: certificates.map((der) => new X509Certificate(der).publicKey),
   };
@@ -100,7 +83,7 @@ export interface Request {
  * senderNonce, its certificate included.
  */
 export async function encodeRequest(request: Request, ra: RaPeer, device: DeviceKey): Promise<Uint8Array> {
-  const envelope = encodeEnvelope(request.content, ra, request.contentCipher);
+  const envelope = encodeEnvelope(request.content, ra.recipient, request.contentCipher);
   const digestOid = DIGEST_OID_BY_NAME[request.digest];
   const attribute = (type: string, value: asn1js.AsnType) => new pkijs.Attribute({ type, values: [value] });
   const printable = (value: string) => new asn1js.PrintableString({ value });
@@ -142,41 +125,11 @@ export async function encodeRequest(request: Request, ra: RaPeer, device: Device
   return contentInfo(CMS.signedData, signedData);
 }
 
-function encodeEnvelope(plaintext: Uint8Array, ra: RaPeer, cipher: ContentCipher): Uint8Array {
-  const spec = CIPHER_SPECS[cipher];
-  const cek = randomBytes(spec.keyLength);
-  const iv = randomBytes(spec.ivLength);
-  const encipher = createCipheriv(cipher, cek, iv);
-  const ciphertext = Buffer.concat([encipher.update(plaintext), encipher.final()]);
-  const ktri = new pkijs.KeyTransRecipientInfo({
-    version: 0,
-    rid: ra.raRecipientId,
-    keyEncryptionAlgorithm: new pkijs.AlgorithmIdentifier({
-      algorithmId: RSA.rsaEncryption,
-      algorithmParams: new asn1js.Null(),
-    }),
-    encryptedKey: octets(publicEncrypt({ key: ra.raPublicKey, padding: 1 /* RSA_PKCS1_PADDING */ }, cek)),
-  });
-  const enveloped = new pkijs.EnvelopedData({
-    version: 0,
-    recipientInfos: [new pkijs.RecipientInfo({ variant: 1, value: ktri })],
-    encryptedContentInfo: new pkijs.EncryptedContentInfo({
-      contentType: CMS.data,
-      contentEncryptionAlgorithm: new pkijs.AlgorithmIdentifier({
-        algorithmId: spec.oid,
-        algorithmParams: octets(iv),
-      }),
-      encryptedContent: octets(ciphertext),
-      disableSplit: true,
-    }),
-  });
-  return contentInfo(CMS.envelopedData, enveloped.toSchema());
-}
-
+/** A CertRep as the device reads it; a SUCCESS carries its envelope's certificates, DER as sent. */
 export type CertRepReading = {
   transactionId: string;
   recipientNonce: Uint8Array | undefined;
-} /** The certificates of the SUCCESS envelope, DER as sent. */ & (
+} & (
   | { status: 'SUCCESS'; certificates: Uint8Array[] }
   /** failInfo undefined: absent, or a code RFC 8894 does not define. */
   | { status: 'FAILURE'; failInfo: FailInfo | undefined }
