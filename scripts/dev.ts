@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { PROJECT_ROOT } from '../config/load.js';
 import { startupConfig } from '../config/startup.js';
 import { startInProcess } from '../runtime/in-process.js';
@@ -7,11 +8,22 @@ import { startTemporalDevServer } from './temporal-dev-server.js';
 /**
  * `npm run dev`: the whole pipeline on one machine, in one process beside the Temporal dev server:
  * SoftHSM token with the CA hierarchy, database and migrations, both worker queues, the SCEP API.
+ *
+ * Environment knobs for running a second stack beside the default one (`npm run bench:load` does):
+ * TEMPORAL_PORT and TEMPORAL_UI_PORT (default 7233 and 8233) for the dev server; with PKI_DATA_DIR
+ * set, its SQLite file is <PKI_DATA_DIR>/temporal.sqlite (default .data/temporal.sqlite).
  */
 const log = (line: string) => console.log(`[dev] ${line}`);
 const { settings, config } = startupConfig('dev', { pinVariables: ['HSM_PIN'], servesOperators: true });
 
-const temporal = await startTemporalDevServer({ projectRoot: PROJECT_ROOT, log });
+const env = process.env;
+const temporal = await startTemporalDevServer({
+  projectRoot: PROJECT_ROOT,
+  log,
+  ...(env.TEMPORAL_PORT ? { port: Number(env.TEMPORAL_PORT) } : {}),
+  ...(env.TEMPORAL_UI_PORT ? { uiPort: Number(env.TEMPORAL_UI_PORT) } : {}),
+  ...(env.PKI_DATA_DIR ? { dbFile: join(env.PKI_DATA_DIR, 'temporal.sqlite') } : {}),
+});
 settings.temporalAddress = temporal.address;
 
 const token = await openProvisionedToken(settings, config);

@@ -358,13 +358,13 @@ function attrValue(attrs: pkijs.Attribute[], oid: string): unknown {
 }
 
 /** SCEP text attributes are PrintableString; other string types are tolerated. */
-function attrString(attrs: pkijs.Attribute[], oid: string): string | undefined {
+export function attrString(attrs: pkijs.Attribute[], oid: string): string | undefined {
   const value = attrValue(attrs, oid);
   if (value instanceof asn1js.BaseStringBlock) return value.valueBlock.value || undefined;
   return undefined;
 }
 
-function attrOctets(attrs: pkijs.Attribute[], oid: string): Uint8Array | undefined {
+export function attrOctets(attrs: pkijs.Attribute[], oid: string): Uint8Array | undefined {
   const value = attrValue(attrs, oid);
   if (value instanceof asn1js.OctetString) return new Uint8Array(value.getValue());
   return undefined;

@@ -2,7 +2,14 @@
  * Builds SCEP responses (RFC 8894 section 3.3): degenerate certs-only SignedData, and the CertRep
  * pkiMessage signed by the RA (key in the HSM, reached through a Signer).
  */
-import { createCipheriv, createHash, publicEncrypt, randomBytes, X509Certificate } from 'node:crypto';
+import {
+  createCipheriv,
+  createHash,
+  type KeyObject,
+  publicEncrypt,
+  randomBytes,
+  X509Certificate,
+} from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { HashName, Signer } from '../keys.js';
@@ -121,10 +128,31 @@ function envelopeFor(rep: Extract<CertRep, { status: 'SUCCESS' }>): Uint8Array {
     rep.content.kind === 'certificates'
       ? encodeCertsOnly(rep.content.certificates)
       : encodeCertsOnly([], [rep.content.crl]);
-  return encodeEnvelope(plaintext, rep.recipientCertificate, rep.contentCipher);
+  return encodeEnvelope(plaintext, envelopeRecipient(rep.recipientCertificate), rep.contentCipher);
 }
 
-function encodeEnvelope(plaintext: Uint8Array, recipientDer: Uint8Array, cipher: ContentCipher): Uint8Array {
+/** Whom a pkcsPKIEnvelope is encrypted to: a certificate's RSA key and its issuer and serial. */
+export interface EnvelopeRecipient {
+  publicKey: KeyObject;
+  id: pkijs.IssuerAndSerialNumber;
+}
+
+export function envelopeRecipient(certificateDer: Uint8Array): EnvelopeRecipient {
+  return {
+    publicKey: new X509Certificate(certificateDer).publicKey,
+    id: issuerAndSerialOf(pkijs.Certificate.fromBER(certificateDer)),
+  };
+}
+
+/**
+ * EnvelopedData of `plaintext` for one recipient: a fresh content key under `cipher`, transported
+ * with RSAES-PKCS1-v1_5 (a CertRep's envelope; a device's request to the RA is built the same way).
+ */
+export function encodeEnvelope(
+  plaintext: Uint8Array,
+  recipient: EnvelopeRecipient,
+  cipher: ContentCipher,
+): Uint8Array {
   const spec = CIPHER_SPECS[cipher];
   const cek = randomBytes(spec.keyLength);
   const iv = randomBytes(spec.ivLength);
@@ -132,14 +160,10 @@ function encodeEnvelope(plaintext: Uint8Array, recipientDer: Uint8Array, cipher:
   const ciphertext = Buffer.concat([encipher.update(plaintext), encipher.final()]);
 
   // SCEP key transport is RSAES-PKCS1-v1_5 with rsaEncryption (pkijs only builds OAEP recipients).
-  const recipient = pkijs.Certificate.fromBER(recipientDer);
-  const encryptedKey = publicEncrypt(
-    { key: new X509Certificate(recipientDer).publicKey, padding: 1 /* RSA_PKCS1_PADDING */ },
-    cek,
-  );
+  const encryptedKey = publicEncrypt({ key: recipient.publicKey, padding: 1 /* RSA_PKCS1_PADDING */ }, cek);
   const ktri = new pkijs.KeyTransRecipientInfo({
     version: 0,
-    rid: issuerAndSerialOf(recipient),
+    rid: recipient.id,
     keyEncryptionAlgorithm: new pkijs.AlgorithmIdentifier({
       algorithmId: RSA.rsaEncryption,
       algorithmParams: new asn1js.Null(),
@@ -183,7 +207,7 @@ function signatureAlgorithm(signer: Signer, digest: HashName): pkijs.AlgorithmId
 }
 
 /** Sorts attributes by their DER encoding, as X.690 11.6 requires for a SET OF. */
-function derSorted(attributes: pkijs.Attribute[]): pkijs.Attribute[] {
+export function derSorted(attributes: pkijs.Attribute[]): pkijs.Attribute[] {
   const encoded = attributes.map((attr) => ({ attr, der: Buffer.from(attr.toSchema().toBER(false)) }));
   // Shorter encodings compare as if padded with trailing zero octets.
   encoded.sort((a, b) => {
