@@ -42,9 +42,14 @@ COPY --from=build --chown=root:root /app/config ./config
 COPY --from=build --chown=root:root /app/db/migrations ./db/migrations
 # Writable state lives in volumes owned by the unprivileged `node` user (uid 1000, from the base image);
 # a fresh named volume inherits this ownership on first mount.
-RUN mkdir -p /var/lib/softhsm/tokens /var/lib/device-pki \
+# One directory per token (hsm/softhsm.ts places each under its label), each a volume of its own in
+# docker-compose.yml so a service mounts only the tokens of its job; the conf is baked in so a service
+# that does not provision finds it.
+RUN mkdir -p /var/lib/softhsm/tokens/device-pki-ra /var/lib/softhsm/tokens/device-pki-ca \
+      /var/lib/softhsm/tokens/device-pki-data /var/lib/device-pki \
+ && printf 'directories.tokendir = /var/lib/softhsm/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' \
+      > /var/lib/softhsm/softhsm2.conf \
  && chown -R node:node /var/lib/softhsm /var/lib/device-pki
-VOLUME ["/var/lib/softhsm"]
 USER node
 EXPOSE 8080
 # tini: PID 1 that forwards SIGTERM, so workers drain in-flight activities (shutdownGraceTime) on `docker stop`.

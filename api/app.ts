@@ -1,32 +1,62 @@
+/**
+ * The HTTP surfaces. The public one (plain HTTP, RFC 8894 allows it): SCEP, CRLs, OCSP and a health
+ * probe. The operators' one (HTTPS, optional client certificates): the operator API, the MDM
+ * webhooks and the codec server, and SCEP again for clients that prefer TLS. Errors never escape as
+ * crashes or stack traces: JSON for the operator and integration APIs, text for the rest.
+ */
 import type { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Database } from '../db/client.js';
-import type { HsmToken } from '../hsm/token.js';
+import type { OperatorAuthOptions } from './http/auth.js';
 import { mdmRoutes } from './mdm/index.js';
+import { codecRoutes } from './operator/codec.js';
 import { operatorRoutes } from './operator/index.js';
-import { revocationRoutes, revocationService } from './revocation-routes.js';
+import type { Responder } from './revocation/ocsp-responders.js';
+import { revocationRoutes } from './revocation/routes.js';
+import { revocationService } from './revocation/service.js';
 import { type ScepDeps, scepRoutes } from './scep/routes.js';
 
 export interface AppDeps extends ScepDeps {
   /** Read by the CRL, OCSP and operator routes; SCEP itself goes through Temporal. */
   db: Database;
-  /** The HSM, where this process holds it: signs OCSP responses (and a CA's first CRL on demand). */
-  token?: HsmToken;
-  /** The operator API and MDM removal webhooks signal and query device lifecycles through it. */
+  /** The operator API and MDM removal webhooks signal and query workflows through it. */
   temporal: Client;
+  /** The delegated OCSP responder of an issuing CA (its key in the RA token); none: tryLater. */
+  responderOf?: (issuingCa: string) => Promise<Responder | undefined>;
+  /** Opens and seals Temporal payloads for the codec server. */
+  codec: PayloadCodec;
+  /** Checks an operator's client certificate (api/operator/certificate-auth.ts). */
+  operatorCertificate?: OperatorAuthOptions['certificate'];
 }
 
-/** The HTTP surface: SCEP and a health probe. Errors never escape as crashes or stack traces. */
-export function createApp(deps: AppDeps): Hono {
+/** SCEP, CRLs, OCSP and /healthz. */
+export function createPublicApp(deps: AppDeps): Hono {
   const app = new Hono();
+  mountPublic(app, deps);
+  return withErrors(app);
+}
+
+/** The operators' surface: the public routes, the operator API, the MDM webhooks, the codec server. */
+export function createOperatorApp(deps: AppDeps): Hono {
+  const app = new Hono();
+  mountPublic(app, deps);
+  const integration = { config: deps.config, db: deps.db, temporal: deps.temporal };
+  app.route('/', mdmRoutes(integration));
+  app.route('/', operatorRoutes({ ...integration, certificate: deps.operatorCertificate }));
+  app.route('/', codecRoutes({ codec: deps.codec, auth: { certificate: deps.operatorCertificate } }));
+  return withErrors(app);
+}
+
+function mountPublic(app: Hono, deps: AppDeps): void {
   app.get('/healthz', (c) => c.text('ok'));
   const revocation = revocationService(deps);
   app.route('/', scepRoutes({ ...deps, revocation }));
   app.route('/', revocationRoutes(revocation));
-  const integration = { config: deps.config, db: deps.db, temporal: deps.temporal };
-  app.route('/', mdmRoutes(integration));
-  app.route('/', operatorRoutes(integration));
+}
+
+function withErrors(app: Hono): Hono {
   app.notFound((c) =>
     jsonApi(c.req.path)
       ? c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404)
@@ -45,5 +75,10 @@ export function createApp(deps: AppDeps): Hono {
 
 /** The operator and integration APIs answer JSON; SCEP, CRL and OCSP answer what their clients read. */
 function jsonApi(path: string): boolean {
-  return path.startsWith('/operator/') || path.startsWith('/mdm/') || path.startsWith('/jamf/');
+  return (
+    path.startsWith('/operator/') ||
+    path.startsWith('/mdm/') ||
+    path.startsWith('/jamf/') ||
+    path.startsWith('/codec/')
+  );
 }

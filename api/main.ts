@@ -1,36 +1,63 @@
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
-import { connectTemporal, openMigratedDatabase, openToken } from '../runtime/services.js';
+import { loadOperatorTls } from '../runtime/operator-tls.js';
+import { requestRevocationRefresh } from '../runtime/schedules.js';
+import {
+  connectTemporal,
+  openMigratedDatabase,
+  openTokens,
+  payloadCodecOf,
+  TOKENS_OF,
+} from '../runtime/services.js';
 import { EnrollmentGateway } from './enrollment-gateway.js';
+import { operatorCertificateVerifier } from './operator/certificate-auth.js';
 import { loadRegistrationAuthorities } from './ra.js';
+import { ocspResponderCache, registerOcspResponders } from './revocation/ocsp-responders.js';
 import { startApiServer } from './server.js';
 
-/** `npm run api`: the SCEP endpoint. Stateless: run as many replicas as the load needs. */
+/**
+ * `npm run api`: SCEP, CRLs and OCSP on plain HTTP, the operator API, MDM webhooks and codec server
+ * on HTTPS. Stateless: run as many replicas as the load needs. It opens the RA and data tokens only:
+ * no CA key is reachable from the process that faces the internet.
+ */
 // Before anything is opened: a production start with a development setting stops here, naming it.
-const { settings, config } = startupConfig('api', { pinVariables: ['HSM_PIN'], servesOperators: true });
-const token = await openToken(settings);
-const client = await connectTemporal(settings);
+const { settings, config } = startupConfig('api', {
+  pinVariables: ['HSM_RA_PIN', 'HSM_DATA_PIN'],
+  servesOperators: true,
+});
+const tokens = await openTokens(settings, TOKENS_OF.api);
+const ra = tokens.get('ra');
+const codec = payloadCodecOf(tokens.get('data'));
+const client = await connectTemporal(settings, codec);
 const database = await openMigratedDatabase(settings);
+const responders = await registerOcspResponders(ra, database.db, config);
+for (const issuingCa of responders.missingKeys)
+  console.warn(`[api] no OCSP responder key for ${issuingCa} in the RA token: run provisioning`);
+// A new responder key waits for its certificate from the CA worker: ask for it now.
+if (responders.needCertificate.length > 0) await requestRevocationRefresh(client);
 const server = await startApiServer(
   {
     config,
-    ras: await loadRegistrationAuthorities(token, config),
+    ras: await loadRegistrationAuthorities(ra, config),
     gateway: new EnrollmentGateway(client),
     temporal: client,
     maxBodyBytes: MAX_SCEP_BODY_BYTES,
     db: database.db,
-    token,
+    responderOf: ocspResponderCache(ra, database.db),
+    codec,
+    operatorCertificate: operatorCertificateVerifier(database.db, config),
   },
   settings.api,
+  { ...settings.operator, tls: await loadOperatorTls(ra, config, settings) },
 );
-console.log(`[api] SCEP on ${server.url}/scep`);
+console.log(`[api] SCEP on ${server.url}/scep; operators on ${server.operatorUrl}`);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     await server.close();
     await client.connection.close();
     await database.close();
-    await token.close();
+    await tokens.close();
     process.exit(0);
   });
 }

@@ -1,8 +1,14 @@
+import { createServer as createHttpsServer } from 'node:https';
 import { type ServerType, serve } from '@hono/node-server';
-import { type AppDeps, createApp } from './app.js';
+import type { Hono } from 'hono';
+import type { OperatorTls } from '../runtime/operator-tls.js';
+import { type AppDeps, createOperatorApp, createPublicApp } from './app.js';
 
 export interface RunningServer {
+  /** The public listener (SCEP, CRL, OCSP). */
   url: string;
+  /** The operators' HTTPS listener, when one was asked for. */
+  operatorUrl?: string;
   close(): Promise<void>;
 }
 
@@ -24,24 +30,60 @@ export function httpTimeoutsFromEnv(env: NodeJS.ProcessEnv = process.env) {
   return { requestTimeout, headersTimeout, connectionsCheckingInterval };
 }
 
-/** Serves the app; a slow or stalled client cannot hold a connection forever. */
-export function startApiServer(
+/**
+ * Serves the public app over HTTP and, with `operator`, the operators' app over HTTPS. A client
+ * certificate is asked for (and the operators' CA named in the CertificateRequest) but not required
+ * by TLS: MDM webhooks have none; the operator routes decide (OPERATOR_AUTH).
+ */
+export async function startApiServer(
   deps: AppDeps,
   listen: { host: string; port: number },
+  operator?: { host: string; port: number; tls: OperatorTls },
 ): Promise<RunningServer> {
-  const app = createApp(deps);
+  const publicServer = await listenOn(createPublicApp(deps), listen);
+  let operatorServer: { url: string; close(): Promise<void> } | undefined;
+  try {
+    if (operator)
+      operatorServer = await listenOn(createOperatorApp(deps), operator, {
+        cert: operator.tls.cert,
+        key: operator.tls.key,
+        ca: operator.tls.clientCas,
+        requestCert: true,
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1.2',
+      });
+  } catch (err) {
+    await publicServer.close();
+    throw err;
+  }
+  return {
+    url: publicServer.url,
+    ...(operatorServer ? { operatorUrl: operatorServer.url } : {}),
+    async close() {
+      await Promise.all([publicServer.close(), operatorServer?.close()]);
+    },
+  };
+}
+
+/** A slow or stalled client cannot hold a connection forever (408 past the request timeout). */
+function listenOn(
+  app: Hono,
+  listen: { host: string; port: number },
+  tls?: Record<string, unknown>,
+): Promise<{ url: string; close(): Promise<void> }> {
   return new Promise((resolve, reject) => {
     const server: ServerType = serve(
       {
         fetch: app.fetch,
         hostname: listen.host,
         port: listen.port,
-        // A client that sends its headers and then trickles the body is cut at requestTimeout (408).
-        serverOptions: httpTimeoutsFromEnv(),
+        ...(tls ? { createServer: createHttpsServer } : {}),
+        serverOptions: { ...httpTimeoutsFromEnv(), ...(tls ?? {}) },
       },
       (info) => {
         resolve({
-          url: `http://${listen.host}:${info.port}`,
+          url: `${tls ? 'https' : 'http'}://${listen.host}:${info.port}`,
+          // Node closes idle keep-alive connections; requests in flight are answered first.
           close: () => new Promise<void>((done) => server.close(() => done())),
         });
       },

@@ -39,6 +39,8 @@ import { parseArgs, promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { loadPkiConfig, PROJECT_ROOT } from '../config/load.js';
 import { openDatabase } from '../db/client.js';
+import { ensureSoftHsmToken } from '../hsm/softhsm.js';
+import { HsmToken } from '../hsm/token.js';
 import { findTemporalCli, temporalCliVersion } from '../scripts/temporal-cli.js';
 import { checkCertificateRecords, runningEnrollments } from './accounting.js';
 import { EnrollmentLoad } from './enrollment-load.js';
@@ -321,8 +323,17 @@ try {
   await gatherVersions();
 
   const keyCount = wholeNumber('keys', args.keys) || 1;
-  log(`generating ${keyCount} RSA-2048 device keys (not timed)`);
-  const keys = await generateDeviceKeys(keyCount);
+  log(`generating ${keyCount} RSA-2048 device keys in a throwaway SoftHSM token (not timed)`);
+  const deviceToken = await HsmToken.open(
+    await ensureSoftHsmToken({
+      dir: join(work, 'devices-hsm'),
+      label: 'bench-devices',
+      pin: '1234',
+      soPin: '5678',
+    }),
+  );
+  onCleanup('device token', () => deviceToken.close());
+  const keys = await generateDeviceKeys(keyCount, deviceToken);
   const what = count !== undefined ? `${count} requests` : `${durationMs! / 1000} s`;
   log(`run ${runId}: ${systems.join(', ')} at ${levels.join(', ')} concurrent, ${what} per level`);
 

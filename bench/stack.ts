@@ -156,6 +156,7 @@ async function launchDevStack(opts: DevStackOptions, dataDir: string): Promise<D
     PKI_DATA_DIR: dataDir,
     DATABASE_URL: opts.databaseUrl,
     API_PORT: String(await freePort()),
+    OPERATOR_PORT: String(await freePort()),
     SCEP_RATE_PER_MINUTE: '0',
     ...(temporalPort
       ? { TEMPORAL_PORT: String(temporalPort), TEMPORAL_UI_PORT: String(await freePort()) }

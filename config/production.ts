@@ -18,6 +18,8 @@ export interface ProductionContext {
   pins: Array<{ variable: string; value: string | undefined }>;
   /** Whether this process serves the operator API (only then does OPERATOR_TOKEN matter). */
   servesOperators: boolean;
+  /** The token label of each key domain (config/runtime.ts); two domains on one token defeat custody. */
+  tokenLabels?: Partial<Record<'ra' | 'ca' | 'data' | 'root', string>>;
 }
 
 /** Every development setting still on, as a sentence naming the setting. Empty: fit for production. */
@@ -32,6 +34,17 @@ export function productionProblems(
     else if (DEVELOPMENT_PINS.has(value))
       problems.push(`${variable} is a development default PIN: set the token's real PIN`);
   }
+  const labels = context.tokenLabels ?? {};
+  for (const [a, b] of [
+    ['ra', 'ca'],
+    ['data', 'ca'],
+    ['ra', 'data'],
+  ] as const)
+    if (labels[a] && labels[a] === labels[b])
+      problems.push(
+        `HSM_${a.toUpperCase()}_TOKEN_LABEL and HSM_${b.toUpperCase()}_TOKEN_LABEL both name "${labels[a]}": ` +
+          'each key domain needs its own token, or a process of one domain can use the keys of the other',
+      );
   if (context.servesOperators && env.OPERATOR_AUTH !== 'client-certificate') {
     const token = env.OPERATOR_TOKEN ?? '';
     if (token.length < MIN_OPERATOR_TOKEN_LENGTH)

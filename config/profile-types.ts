@@ -273,8 +273,23 @@ export const pkiConfigSchema = z
     }),
     profiles: z.array(profileSchema).min(1),
     events,
+    /**
+     * Operators authenticate to the HTTPS operator listener with client certificates this product
+     * issues under this profile (a local CA; a one-time challenge bound to the operator's name);
+     * its CA also certifies that listener's TLS server certificate.
+     */
+    operators: z.object({ profile: z.string().min(1) }).optional(),
   })
   .superRefine((config, ctx) => {
+    if (config.operators) {
+      const profile = config.profiles.find((p) => p.name === config.operators!.profile);
+      if (profile?.ca.type !== 'local-hsm')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['operators', 'profile'],
+          message: `must name a profile of this file with a local-hsm CA (${config.operators.profile} is not one)`,
+        });
+    }
     const seen = new Set<string>();
     config.profiles.forEach((p, i) => {
       if (seen.has(p.name))

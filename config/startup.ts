@@ -18,7 +18,13 @@ export function startupConfig(
     const config = loadPkiConfig(env);
     assertProductionReady(
       config,
-      { ...context, pins: context.pinVariables.map((variable) => ({ variable, value: env[variable] })) },
+      {
+        ...context,
+        pins: context.pinVariables.map((variable) => ({ variable, value: env[variable] })),
+        tokenLabels: Object.fromEntries(
+          Object.entries(settings.hsm.tokens).map(([role, token]) => [role, token?.label]),
+        ),
+      },
       env,
     );
     return { settings, config };

@@ -17,7 +17,7 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-const MIGRATIONS = join(PROJECT_ROOT, 'db', 'migrations');
+export const MIGRATIONS_FOLDER = join(PROJECT_ROOT, 'db', 'migrations');
 
 /**
  * Opens the database: Postgres when a URL is given, otherwise an embedded PGlite under `pgliteDir`
@@ -53,9 +53,9 @@ export async function openDatabase(opts: {
 export async function migrateDatabase(handle: DatabaseHandle): Promise<void> {
   if (handle.kind === 'postgres') {
     const { migrate } = await import('drizzle-orm/postgres-js/migrator');
-    await migrate(handle.db as never, { migrationsFolder: MIGRATIONS });
+    await migrate(handle.db as never, { migrationsFolder: MIGRATIONS_FOLDER });
   } else {
     const { migrate } = await import('drizzle-orm/pglite/migrator');
-    await migrate(handle.db as never, { migrationsFolder: MIGRATIONS });
+    await migrate(handle.db as never, { migrationsFolder: MIGRATIONS_FOLDER });
   }
 }

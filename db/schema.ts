@@ -264,3 +264,18 @@ export const webhookReceipts = pgTable(
   },
   (t) => [primaryKey({ columns: [t.integration, t.deliveryId] })],
 );
+
+/**
+ * The delegated OCSP responder of each of our issuing CAs (RFC 6960 4.2.2.2): its key lives in the
+ * RA token (the API signs answers with it, never with a CA key); the API records the public key
+ * here, the CA worker certifies it (id-kp-OCSPSigning, id-pkix-ocsp-nocheck) before the last
+ * certificate runs out, and the API answers with the newest certificate of that key.
+ */
+export const ocspResponders = pgTable('ocsp_responders', {
+  issuingCa: text('issuing_ca').primaryKey(),
+  /** DER SubjectPublicKeyInfo of the responder key. */
+  spki: bytea('spki').notNull(),
+  certificate: bytea('certificate'),
+  notAfter: at('not_after'),
+  updatedAt: at('updated_at').notNull().defaultNow(),
+});

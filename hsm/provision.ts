@@ -1,16 +1,26 @@
 /**
- * The CA hierarchy inside the token: root, one issuing CA per profile, the RA certificates, and the
- * field-encryption key. Idempotent: each start creates only what is missing, so a profile added to
- * the config gets its CA on the next start and nothing existing is ever replaced.
+ * The CA hierarchy inside the tokens, one key domain each (config/runtime.ts TokenRole): the root
+ * and the issuing CAs in the CA token (the root in its own token when there is one), the RA key, its
+ * certificates, the OCSP responder keys and copies of the public CA certificates in the RA token
+ * (all the API needs), the field-encryption key in the data token. A key ceremony: only provisioning
+ * opens every token. Idempotent: each run creates only what is missing, so a profile added to the
+ * config gets its CA on the next run and nothing existing is ever replaced; keys made by older
+ * versions lose any usage their role does not have.
  */
 import { randomBytes } from 'node:crypto';
 import type { LocalCaConfig, PkiConfig, Profile } from '../config/profile-types.js';
 import type { HashName, KeyAlgorithm, Signer } from '../pki/keys.js';
 import { buildCertificate, type CertificateParams, certificateInfo } from '../pki/x509/certificate.js';
 import { encodeName } from '../pki/x509/name.js';
-import { HsmKeyNotFoundError, type HsmToken } from './token.js';
+import { HsmKeyNotFoundError, type HsmToken, type KeyRole } from './token.js';
+import type { TokenSet } from './token-set.js';
 
 export const FIELD_ENCRYPTION_KEY_LABEL = 'field-encryption';
+/** The key-encryption key of Temporal payloads (runtime/payload-codec.ts), in the data token. */
+export const PAYLOAD_KEK_LABEL = 'payload-kek/1';
+
+/** The OCSP responder key of an issuing CA, in the RA token (RFC 6960 4.2.2.2 delegated responder). */
+export const ocspResponderLabel = (issuingCa: string) => `ocsp/${issuingCa}`;
 
 const DAY_MS = 86_400_000;
 const ISSUING_CA_VALIDITY_MS = 5 * 365 * DAY_MS;
@@ -22,26 +32,30 @@ export function raCertificateLabel(config: PkiConfig, profileName: string): stri
   return `${config.ra.keyLabel}/${profileName}`;
 }
 
-/** Provisioning runs of one token are serialized: two at once would both create the missing keys. */
+/** Provisioning runs on one set of tokens are serialized: two at once would both create the missing keys. */
 const provisioning = new WeakMap<HsmToken, Promise<void>>();
 
 export function ensurePkiHierarchy(
-  token: HsmToken,
+  tokens: TokenSet,
   config: PkiConfig,
   now: Date = new Date(),
 ): Promise<void> {
-  const previous = provisioning.get(token) ?? Promise.resolve();
-  const run = previous.catch(() => {}).then(() => provision(token, config, now));
-  provisioning.set(token, run);
+  const ca = tokens.get('ca');
+  const previous = provisioning.get(ca) ?? Promise.resolve();
+  const run = previous.catch(() => {}).then(() => provision(tokens, config, now));
+  provisioning.set(ca, run);
   return run;
 }
 
-async function provision(token: HsmToken, config: PkiConfig, now: Date): Promise<void> {
+async function provision(tokens: TokenSet, config: PkiConfig, now: Date): Promise<void> {
   const notBefore = new Date(now.getTime() - BACKDATE_MS);
+  const rootToken = tokens.get('root');
+  const caToken = tokens.get('ca');
+  const raToken = tokens.get('ra');
   const root = config.rootCa;
-  const rootSpki = await ensureKeyPair(token, root.keyLabel, root.keyAlgorithm);
-  const rootCert = await ensureCertificate(token, root.keyLabel, rootSpki, async () => {
-    const signer = await token.signer(root.keyLabel);
+  const rootSpki = await ensureKeyPair(rootToken, root.keyLabel, root.keyAlgorithm, 'signing');
+  const rootCert = await ensureCertificate(rootToken, root.keyLabel, rootSpki, async () => {
+    const signer = await rootToken.signer(root.keyLabel);
     return buildCertificate({
       serialNumber: newSerial(),
       subject: encodeName(root.subject),
@@ -54,21 +68,29 @@ async function provision(token: HsmToken, config: PkiConfig, now: Date): Promise
     });
   });
 
-  const raSpki = await ensureKeyPair(token, config.ra.keyLabel, config.ra.keyAlgorithm);
+  // The API reads the chain from the RA token: a copy of every public CA certificate it serves.
+  await ensureCopy(raToken, root.keyLabel, rootCert);
+
+  const raSpki = await ensureKeyPair(raToken, config.ra.keyLabel, config.ra.keyAlgorithm, 'ra');
   for (const profile of config.profiles) {
     // A profile whose CA is upstream (e.g. Atlas) has no key here: its RA certificate comes from our root.
     const ca = profile.ca;
     const raIssuer =
       ca.type === 'local-hsm'
         ? {
+            token: caToken,
             keyLabel: ca.keyLabel,
-            cert: await ensureIssuingCa(token, ca, root.keyLabel, rootCert, notBefore),
+            cert: await ensureIssuingCa(caToken, rootToken, ca, root.keyLabel, rootCert, notBefore),
           }
-        : { keyLabel: root.keyLabel, cert: rootCert };
+        : { token: rootToken, keyLabel: root.keyLabel, cert: rootCert };
     const issuingCert = raIssuer.cert;
+    if (ca.type === 'local-hsm') {
+      await ensureCopy(raToken, ca.keyLabel, issuingCert);
+      await ensureKeyPair(raToken, ocspResponderLabel(ca.keyLabel), 'ec-p256', 'signing');
+    }
     const raLabel = raCertificateLabel(config, profile.name);
-    await ensureCertificate(token, raLabel, raSpki, () =>
-      issue(token, raIssuer.keyLabel, issuingCert, {
+    await ensureCertificate(raToken, raLabel, raSpki, () =>
+      issue(raIssuer.token, raIssuer.keyLabel, issuingCert, {
         subject: encodeName([...config.ra.subject, ['OU', profile.name]]),
         subjectPublicKeyInfo: raSpki,
         notBefore,
@@ -78,12 +100,14 @@ async function provision(token: HsmToken, config: PkiConfig, now: Date): Promise
     );
   }
 
-  try {
-    await token.sealer(FIELD_ENCRYPTION_KEY_LABEL);
-  } catch (e) {
-    if (!(e instanceof HsmKeyNotFoundError)) throw e;
-    await token.generateSecretKey(FIELD_ENCRYPTION_KEY_LABEL);
-  }
+  const data = tokens.get('data');
+  for (const label of [FIELD_ENCRYPTION_KEY_LABEL, PAYLOAD_KEK_LABEL])
+    try {
+      await data.sealer(label);
+    } catch (e) {
+      if (!(e instanceof HsmKeyNotFoundError)) throw e;
+      await data.generateSecretKey(label);
+    }
 }
 
 export async function loadProfileChain(
@@ -117,15 +141,16 @@ export async function loadProfileChain(
 
 async function ensureIssuingCa(
   token: HsmToken,
+  rootToken: HsmToken,
   ca: LocalCaConfig,
   rootKeyLabel: string,
   rootCert: Uint8Array,
   notBefore: Date,
 ): Promise<Uint8Array> {
   const { keyLabel, keyAlgorithm, subject } = ca;
-  const spki = await ensureKeyPair(token, keyLabel, keyAlgorithm);
+  const spki = await ensureKeyPair(token, keyLabel, keyAlgorithm, 'signing');
   return ensureCertificate(token, keyLabel, spki, () =>
-    issue(token, rootKeyLabel, rootCert, {
+    issue(rootToken, rootKeyLabel, rootCert, {
       subject: encodeName(subject),
       subjectPublicKeyInfo: spki,
       notBefore,
@@ -135,10 +160,27 @@ async function ensureIssuingCa(
   );
 }
 
-async function ensureKeyPair(token: HsmToken, label: string, alg: KeyAlgorithm): Promise<Uint8Array> {
+async function ensureKeyPair(
+  token: HsmToken,
+  label: string,
+  alg: KeyAlgorithm,
+  role: KeyRole,
+): Promise<Uint8Array> {
   const existing = await token.publicKey(label);
-  if (existing) return existing;
-  return (await token.generateKeyPair(label, alg)).spki;
+  if (!existing) return (await token.generateKeyPair(label, alg, role)).spki;
+  const turnedOff = await token.enforceKeyUsage(label, role);
+  if (turnedOff.length > 0)
+    console.warn(
+      `[hsm] key "${label}" in token "${token.tokenLabel}" may no longer: ${turnedOff.join(', ')}`,
+    );
+  return existing;
+}
+
+/** A public certificate kept in another token (the RA token holds copies of the CA certificates). */
+async function ensureCopy(token: HsmToken, label: string, der: Uint8Array): Promise<void> {
+  const current = await token.certificate(label);
+  if (current && Buffer.from(current).equals(Buffer.from(der))) return;
+  await token.storeCertificate(label, der);
 }
 
 /** Returns the stored certificate, after checking it certifies `spki`, or builds and stores one. */
@@ -225,28 +267,38 @@ export async function nextIssuingCertificate(
  * the root, same subject and extensions as the current CA. Idempotent: an existing next CA is kept.
  */
 export async function createNextIssuingCa(
-  token: HsmToken,
+  tokens: TokenSet,
   config: PkiConfig,
   profileName: string,
   now: Date = new Date(),
 ): Promise<{ certificate: Uint8Array; created: boolean }> {
+  const token = tokens.get('ca');
+  const rootToken = tokens.get('root');
   const profile = config.profiles.find((p) => p.name === profileName);
   if (!profile) throw new Error(`no profile named "${profileName}" in the PKI configuration`);
   if (profile.ca.type !== 'local-hsm')
     throw new Error(`profile "${profileName}" has an upstream CA: its rollover happens at that CA`);
   const label = nextIssuingCaLabel(profile)!;
   const existing = await token.certificate(label);
-  if (existing) return { certificate: existing, created: false };
-  const rootCert = await token.certificate(config.rootCa.keyLabel);
+  if (existing) {
+    // GetNextCACert is served by the API from the RA token's copy.
+    if (tokens.has('ra')) await ensureCopy(tokens.get('ra'), label, existing);
+    return { certificate: existing, created: false };
+  }
+  const rootCert = await rootToken.certificate(config.rootCa.keyLabel);
   if (!rootCert)
-    throw new Error(`HSM token "${token.tokenLabel}" has no root CA certificate; run \`npm run hsm:init\``);
+    throw new Error(
+      `HSM token "${rootToken.tokenLabel}" has no root CA certificate; run \`npm run hsm:init\``,
+    );
   const notBefore = new Date(now.getTime() - BACKDATE_MS);
   const certificate = await ensureIssuingCa(
     token,
+    rootToken,
     { ...profile.ca, keyLabel: label },
     config.rootCa.keyLabel,
     rootCert,
     notBefore,
   );
+  if (tokens.has('ra')) await ensureCopy(tokens.get('ra'), label, certificate);
   return { certificate, created: true };
 }

@@ -1,9 +1,9 @@
 /**
- * SoftHSM2 provisioning for development and tests: a token in a project-local directory.
- * Production points HsmConfig at a real HSM and never calls this.
+ * SoftHSM2 provisioning for development, tests and the SoftHSM deployments: tokens in a directory,
+ * one sub-directory per token named by its label. A real HSM's tokens are its administrators'.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { HsmConfig } from './token.js';
 
@@ -37,6 +37,19 @@ export async function ensureSoftHsmToken(opts: {
   pin: string;
   soPin: string;
 }): Promise<HsmConfig> {
+  const [config] = await ensureSoftHsmTokens({ dir: opts.dir, soPin: opts.soPin, tokens: [opts] });
+  return config!;
+}
+
+/**
+ * Several tokens in one SoftHSM directory, each with its own PIN (key domains). SoftHSM reads its
+ * tokens when the module initializes: call this before any HsmToken.open() in the process.
+ */
+export async function ensureSoftHsmTokens(opts: {
+  dir: string;
+  soPin: string;
+  tokens: Array<{ label: string; pin: string }>;
+}): Promise<HsmConfig[]> {
   const library = findSoftHsmLibrary();
   const dir = resolve(opts.dir);
   const tokenDir = join(dir, 'tokens');
@@ -49,19 +62,45 @@ export async function ensureSoftHsmToken(opts: {
   // SoftHSM reads SOFTHSM2_CONF in C_Initialize: it must be set before any HsmToken.open().
   process.env.SOFTHSM2_CONF = confPath;
 
-  if (!tokenLabels(confPath).includes(opts.label)) {
+  const existing = tokenLabels(confPath);
+  for (const token of opts.tokens) {
+    if (existing.includes(token.label)) continue;
+    const before = new Set(readdirSync(tokenDir));
     softhsmUtil(confPath, [
       '--init-token',
       '--free',
       '--label',
-      opts.label,
+      token.label,
       '--pin',
-      opts.pin,
+      token.pin,
       '--so-pin',
       opts.soPin,
     ]);
+    placeByLabel(tokenDir, before, token.label);
   }
-  return { library, tokenLabel: opts.label, pin: opts.pin };
+  return opts.tokens.map((token) => ({ library, tokenLabel: token.label, pin: token.pin }));
+}
+
+/**
+ * SoftHSM names a new token's directory by a random id; it is moved to `<tokendir>/<label>` so each
+ * token has a fixed path a deployment can mount on its own (docker-compose gives each service only
+ * the token volumes of its job). SoftHSM finds tokens by scanning the directory, whatever their
+ * names; an empty directory (a mount point not yet provisioned) is not a token and is filled here.
+ */
+function placeByLabel(tokenDir: string, before: Set<string>, label: string): void {
+  if (!/^[A-Za-z0-9._-]+$/.test(label)) return; // keep SoftHSM's own name for labels unfit as paths
+  const created = readdirSync(tokenDir).filter((name) => !before.has(name));
+  if (created.length !== 1) return;
+  const from = join(tokenDir, created[0]!);
+  const to = join(tokenDir, label);
+  if (!existsSync(to)) {
+    renameSync(from, to);
+    return;
+  }
+  // A mount point (possibly another filesystem): copy the files in, then drop the original.
+  for (const file of readdirSync(from))
+    cpSync(join(from, file), join(to, file), { preserveTimestamps: true });
+  rmSync(from, { recursive: true, force: true });
 }
 
 function tokenLabels(confPath: string): string[] {

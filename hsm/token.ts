@@ -24,6 +24,20 @@ export interface HsmConfig {
   poolSize?: number;
 }
 
+/**
+ * What a key is for, and so what it may do (key custody: a key can do only its job).
+ * - `signing`: root and issuing CA keys, OCSP responder keys: sign only.
+ * - `ra`: the SCEP RA key: decrypts devices' envelopes (RSA key transport) and signs CertReps.
+ * - `device`: a key that stands for a device in benchmarks and tests: signs and decrypts like one.
+ * No key may wrap, unwrap or derive; every private key is sensitive and never extractable.
+ */
+export type KeyRole = 'signing' | 'ra' | 'device';
+const KEY_USAGE: Record<KeyRole, { sign: boolean; decrypt: boolean }> = {
+  signing: { sign: true, decrypt: false },
+  ra: { sign: true, decrypt: true },
+  device: { sign: true, decrypt: true },
+};
+
 export class HsmKeyNotFoundError extends Error {
   constructor(
     readonly tokenLabel: string,
@@ -145,32 +159,32 @@ export class HsmToken {
     };
   }
 
-  async generateKeyPair(keyLabel: string, alg: KeyAlgorithm): Promise<{ spki: Uint8Array }> {
+  async generateKeyPair(keyLabel: string, alg: KeyAlgorithm, role: KeyRole): Promise<{ spki: Uint8Array }> {
     return this.pool.use(async (session) => {
       if (findObjects(session, { class: graphene.ObjectClass.PRIVATE_KEY, label: keyLabel }).length > 0) {
         throw new Error(`HSM token "${this.tokenLabel}" already has a private key labelled "${keyLabel}"`);
       }
       const common = { token: true, label: keyLabel, id: randomBytes(16) };
       const isRsa = alg.startsWith('rsa-');
-      const publicTemplate: graphene.ITemplate = isRsa
-        ? {
-            ...common,
-            class: graphene.ObjectClass.PUBLIC_KEY,
-            keyType: graphene.KeyType.RSA,
-            private: false,
-            verify: true,
-            encrypt: true,
-            modulusBits: Number(alg.slice(4)),
-            publicExponent: Buffer.from([1, 0, 1]),
-          }
-        : {
-            ...common,
-            class: graphene.ObjectClass.PUBLIC_KEY,
-            keyType: graphene.KeyType.EC,
-            private: false,
-            verify: true,
-            paramsEC: namedCurveParams(alg as CurveAlgorithm),
-          };
+      const usage = KEY_USAGE[role];
+      if (usage.decrypt && !isRsa) throw new Error(`a ${role} key decrypts: it must be RSA, not ${alg}`);
+      const publicTemplate: graphene.ITemplate = {
+        ...common,
+        class: graphene.ObjectClass.PUBLIC_KEY,
+        private: false,
+        verify: true,
+        // Stated for every key type: SoftHSM (like several HSMs) defaults unstated usages to true.
+        encrypt: usage.decrypt,
+        wrap: false,
+        derive: false,
+        ...(isRsa
+          ? {
+              keyType: graphene.KeyType.RSA,
+              modulusBits: Number(alg.slice(4)),
+              publicExponent: Buffer.from([1, 0, 1]),
+            }
+          : { keyType: graphene.KeyType.EC, paramsEC: namedCurveParams(alg as CurveAlgorithm) }),
+      };
       const privateTemplate: graphene.ITemplate = {
         ...common,
         class: graphene.ObjectClass.PRIVATE_KEY,
@@ -178,8 +192,10 @@ export class HsmToken {
         private: true,
         sensitive: true,
         extractable: false,
-        sign: true,
-        ...(isRsa ? { decrypt: true, unwrap: true } : {}),
+        sign: usage.sign,
+        decrypt: usage.decrypt,
+        unwrap: false,
+        derive: false,
       };
       const mechanism = isRsa ? graphene.KeyGenMechanism.RSA : graphene.KeyGenMechanism.EC;
       let pair: graphene.IKeyPair;
@@ -193,6 +209,52 @@ export class HsmToken {
         throw this.failure(`generating ${alg} key pair "${keyLabel}"`, e);
       }
       return { spki: publicKeySpki(pair.publicKey) };
+    });
+  }
+
+  /**
+   * Brings an existing key pair (made by an older version) to its role's usage: a CA key made able
+   * to decrypt and unwrap loses both. PKCS#11 lets usage attributes go from TRUE to FALSE. Returns
+   * the attributes that were turned off.
+   */
+  async enforceKeyUsage(keyLabel: string, role: KeyRole): Promise<string[]> {
+    const usage = KEY_USAGE[role];
+    return this.pool.use((session) => {
+      const turnedOff: string[] = [];
+      const turnOff = (object: graphene.SessionObject | undefined, wanted: Record<string, boolean>) => {
+        if (!object) return;
+        for (const [name, allowed] of Object.entries(wanted)) {
+          if (allowed) continue;
+          let current: unknown;
+          try {
+            current = object.getAttribute(name);
+          } catch {
+            continue; // an attribute this token does not keep for the key type
+          }
+          if (current !== true) continue;
+          object.setAttribute({ [name]: false });
+          turnedOff.push(name);
+        }
+      };
+      const privateKey = this.findOne(
+        session,
+        { class: graphene.ObjectClass.PRIVATE_KEY, label: keyLabel },
+        'private key',
+      );
+      if (privateKey)
+        turnOff(privateKey, {
+          sign: usage.sign,
+          decrypt: usage.decrypt,
+          unwrap: false,
+          derive: false,
+        });
+      const publicKey = this.findOne(
+        session,
+        { class: graphene.ObjectClass.PUBLIC_KEY, label: keyLabel },
+        'public key',
+      );
+      if (publicKey) turnOff(publicKey, { encrypt: usage.decrypt, wrap: false });
+      return turnedOff;
     });
   }
 
@@ -241,6 +303,7 @@ export class HsmToken {
       if (findObjects(session, { class: graphene.ObjectClass.SECRET_KEY, label }).length > 0) {
         throw new Error(`HSM token "${this.tokenLabel}" already has a secret key labelled "${label}"`);
       }
+      // A data key (field encryption, payload key-encryption): encrypts and decrypts, nothing else.
       const template: graphene.ITemplate = {
         class: graphene.ObjectClass.SECRET_KEY,
         keyType: graphene.KeyType.AES,
@@ -251,6 +314,11 @@ export class HsmToken {
         extractable: false,
         encrypt: true,
         decrypt: true,
+        sign: false,
+        verify: false,
+        wrap: false,
+        unwrap: false,
+        derive: false,
         label,
         id: randomBytes(16),
       };

@@ -34,12 +34,13 @@ export const MAX_OCSP_REQUESTS = 20;
 const MAX_NONCE_BYTES = 32;
 
 /** RFC 6960 4.2.1 OCSPResponseStatus values the responder answers with besides successful. */
-export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'unauthorized';
+export type OcspErrorStatus = 'malformedRequest' | 'internalError' | 'tryLater' | 'unauthorized';
 
 const RESPONSE_STATUS: Record<OcspErrorStatus | 'successful', number> = {
   successful: 0,
   malformedRequest: 1,
   internalError: 2,
+  tryLater: 3,
   unauthorized: 6,
 };
 
@@ -75,7 +76,10 @@ export interface OcspSingleAnswer {
 }
 
 export interface OcspResponseParams {
-  /** The issuing CA certificate: the CA signs its own responses (RFC 6960 2.2). */
+  /**
+   * The certificate of the key that signs: a delegated responder's, issued by the CA the answers
+   * are about (RFC 6960 4.2.2.2); it travels in the response so relying parties can check it.
+   */
   responderCertificate: Uint8Array;
   signer: Signer;
   producedAt: Date;

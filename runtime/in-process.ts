@@ -1,13 +1,18 @@
 import type { Client } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
 import { EnrollmentGateway } from '../api/enrollment-gateway.js';
+import { operatorCertificateVerifier } from '../api/operator/certificate-auth.js';
 import { loadRegistrationAuthorities, type ProfileRa } from '../api/ra.js';
+import { ocspResponderCache, registerOcspResponders } from '../api/revocation/ocsp-responders.js';
 import { type RunningServer, startApiServer } from '../api/server.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { RuntimeSettings } from '../config/runtime.js';
 import type { DatabaseHandle } from '../db/client.js';
-import type { HsmToken } from '../hsm/token.js';
+import type { TokenSet } from '../hsm/token-set.js';
 import { createWorkers, QUEUES, type QueueName } from '../worker/workers.js';
+import { loadOperatorTls } from './operator-tls.js';
+import { temporalConnectionOptions } from './services.js';
 
 /** Largest PKIOperation body accepted; a PKCSReq is a few KiB. */
 export const MAX_SCEP_BODY_BYTES = 64 * 1024;
@@ -25,14 +30,16 @@ export interface InProcessPipeline {
 }
 
 /**
- * API and workers in one process, sharing one HSM login, database pool and Temporal client: how
- * `npm run dev`, the benchmark and the tests run the product. Production runs them as separate
- * processes (api/main.ts, worker/main.ts).
+ * API and workers in one process, sharing the HSM logins, database pool and Temporal client: how
+ * `npm run dev`, the benchmark and the tests run the product. Each part still uses only the token
+ * of its job (the API the RA token, the CA activities the CA token). Production runs them as
+ * separate processes (api/main.ts, worker/main.ts), each opening only its own tokens.
  */
 export async function startInProcess(opts: {
   settings: RuntimeSettings;
   config: PkiConfig;
-  token: HsmToken;
+  tokens: TokenSet;
+  codec: PayloadCodec;
   database: DatabaseHandle;
   client: Client;
   queues?: readonly QueueName[];
@@ -49,10 +56,11 @@ export async function startInProcess(opts: {
     if (running.has(queue)) return;
     const { workers, dispatcher } = await createWorkers({
       queues: [queue],
-      temporalAddress: opts.settings.temporalAddress,
+      connection: temporalConnectionOptions(opts.settings),
       namespace: opts.settings.temporalNamespace,
       config: opts.config,
-      token: opts.token,
+      tokens: opts.tokens,
+      codec: opts.codec,
       db: opts.database.db,
       client: opts.client,
       useBundle: opts.useBundle,
@@ -76,8 +84,11 @@ export async function startInProcess(opts: {
     await entry.stopped();
   };
 
+  const ra = opts.tokens.get('ra');
+  // The API's responder keys first: a CA worker starting next certifies them at once.
+  await registerOcspResponders(ra, opts.database.db, opts.config);
   for (const queue of opts.queues ?? QUEUES) await startQueue(queue);
-  const ras = await loadRegistrationAuthorities(opts.token, opts.config);
+  const ras = await loadRegistrationAuthorities(ra, opts.config);
   const api = await startApiServer(
     {
       config: opts.config,
@@ -86,9 +97,12 @@ export async function startInProcess(opts: {
       temporal: opts.client,
       maxBodyBytes: MAX_SCEP_BODY_BYTES,
       db: opts.database.db,
-      token: opts.token,
+      responderOf: ocspResponderCache(ra, opts.database.db),
+      codec: opts.codec,
+      operatorCertificate: operatorCertificateVerifier(opts.database.db, opts.config),
     },
     opts.settings.api,
+    { ...opts.settings.operator, tls: await loadOperatorTls(ra, opts.config, opts.settings) },
   );
   return {
     api,

@@ -83,3 +83,17 @@ export async function ensureSchedules(
   }
   return created;
 }
+
+/**
+ * Runs the CRL refresh now (as its schedule would), e.g. when the API registered a new OCSP
+ * responder key that the CA worker must certify. One at a time: a run in progress is joined.
+ */
+export async function requestRevocationRefresh(client: Client): Promise<void> {
+  await client.workflow.start('refreshCrls', {
+    workflowId: `${CRL_REFRESH_SCHEDULE_ID}/on-demand`,
+    taskQueue: TASK_QUEUE,
+    args: [],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowExecutionTimeout: '50 minutes',
+  });
+}

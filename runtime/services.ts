@@ -1,34 +1,84 @@
+import { readFileSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
+import { sql } from 'drizzle-orm';
 import { provisionAtlasChain } from '../activities/ca/globalsign-atlas/trust-chain.js';
+import { isProduction } from '../config/production.js';
 import type { PkiConfig } from '../config/profile-types.js';
-import type { RuntimeSettings } from '../config/runtime.js';
+import type { RuntimeSettings, TokenRole } from '../config/runtime.js';
 import { type DatabaseHandle, migrateDatabase, openDatabase } from '../db/client.js';
-import { ensurePkiHierarchy, issuingCertificateLabel } from '../hsm/provision.js';
-import { ensureSoftHsmToken } from '../hsm/softhsm.js';
+import { grantApplicationRole, pendingMigrations } from '../db/roles.js';
+import { ensurePkiHierarchy, issuingCertificateLabel, PAYLOAD_KEK_LABEL } from '../hsm/provision.js';
+import { ensureSoftHsmTokens } from '../hsm/softhsm.js';
 import { HsmToken } from '../hsm/token.js';
+import { TokenSet } from '../hsm/token-set.js';
+import { ensureOperatorTlsCertificate } from './operator-tls.js';
+import { HsmPayloadCodec } from './payload-codec.js';
+
+/** What each process opens (DESIGN.md "Key domains"): nothing more than its job needs. */
+export const TOKENS_OF = {
+  /** SCEP (RA key), OCSP (responder keys), the chain it serves, the payload codec (data). */
+  api: ['ra', 'data'],
+  /** MDM checks, storage, hand-offs: only data keys (sealing, payload codec). */
+  pki: ['data'],
+  /** Our CAs sign here and only here. */
+  'pki-hsm': ['ca', 'data'],
+  /** Key ceremonies: provisioning, CA rollover. */
+  ceremony: ['ra', 'ca', 'data', 'root'],
+} as const satisfies Record<string, readonly TokenRole[]>;
 
 /**
- * Opens the HSM token. With PKCS11_LIBRARY/SOFTHSM2_LIB set the token is someone else's (production:
- * a real HSM or a provisioned SoftHSM volume); otherwise a project-local SoftHSM token under .data/.
+ * Opens the tokens of `roles`. With PKCS11_LIBRARY/SOFTHSM2_LIB set they are someone else's
+ * (production: a real HSM or provisioned SoftHSM volumes); otherwise project-local SoftHSM tokens
+ * under .data/, created when missing. The root token is opened only when one is configured (else
+ * the root lives in the CA token).
  */
-export async function openToken(settings: RuntimeSettings): Promise<HsmToken> {
+export async function openTokens(
+  settings: RuntimeSettings,
+  roles: readonly TokenRole[],
+  opts: { create?: boolean } = {},
+): Promise<TokenSet> {
   const { hsm } = settings;
-  if (hsm.library) return HsmToken.open({ library: hsm.library, tokenLabel: hsm.tokenLabel, pin: hsm.pin });
-  const config = await ensureSoftHsmToken({
-    dir: hsm.softhsmDir,
-    label: hsm.tokenLabel,
-    pin: hsm.pin,
-    soPin: hsm.soPin,
-  });
-  return HsmToken.open(config);
+  const wanted = [...new Set(roles)].filter((role) => role !== 'root' || hsm.tokens.root !== undefined);
+  const configured = (role: TokenRole) => hsm.tokens[role]!;
+  let library = hsm.library;
+  // The key ceremony creates missing SoftHSM tokens even when the library is named (the cluster and
+  // the container image name it); a real HSM's tokens are its administrators' to create.
+  const softhsm = !library || (opts.create === true && /softhsm/i.test(library));
+  if (softhsm) {
+    // SoftHSM reads its tokens once per process: create every configured one before opening any.
+    const all = (['ra', 'ca', 'data', 'root'] as const).filter((r) => hsm.tokens[r] !== undefined);
+    const created = await ensureSoftHsmTokens({
+      dir: hsm.softhsmDir,
+      soPin: hsm.soPin,
+      tokens: all.map(configured),
+    });
+    library = created[0]!.library;
+  }
+  if (!library) throw new Error('no PKCS#11 library (set PKCS11_LIBRARY)');
+  const opened: Partial<Record<TokenRole, HsmToken>> = {};
+  try {
+    for (const role of wanted) {
+      const { label, pin } = configured(role);
+      opened[role] = await HsmToken.open({ library, tokenLabel: label, pin });
+    }
+  } catch (err) {
+    await new TokenSet(opened).close();
+    throw err;
+  }
+  return new TokenSet(opened);
 }
 
-/** Dev and test: a token holding the whole hierarchy the config names (created on first run). */
-export async function openProvisionedToken(settings: RuntimeSettings, config: PkiConfig): Promise<HsmToken> {
-  const token = await openToken(settings);
-  await ensurePkiHierarchy(token, config);
-  await ensureUpstreamChains(token, config);
-  return token;
+/**
+ * Dev, tests and provisioning: every token, holding the whole hierarchy the config names, and the
+ * operator listener's certificate (created on first run, renewed when due).
+ */
+export async function openProvisionedTokens(settings: RuntimeSettings, config: PkiConfig): Promise<TokenSet> {
+  const tokens = await openTokens(settings, TOKENS_OF.ceremony, { create: true });
+  await ensurePkiHierarchy(tokens, config);
+  await ensureUpstreamChains(tokens.get('ra'), config);
+  await ensureOperatorTlsCertificate(tokens, config, settings);
+  return tokens;
 }
 
 /**
@@ -49,13 +99,97 @@ export async function ensureUpstreamChains(token: HsmToken, config: PkiConfig): 
   }
 }
 
-export async function connectTemporal(settings: RuntimeSettings): Promise<Client> {
-  const connection = await Connection.connect({ address: settings.temporalAddress });
-  return new Client({ connection, namespace: settings.temporalNamespace });
+/** The Temporal frontend address, with TLS (and a client certificate) when the cluster asks for it. */
+export function temporalConnectionOptions(settings: RuntimeSettings): {
+  address: string;
+  tls?: {
+    clientCertPair?: { crt: Buffer; key: Buffer };
+    serverRootCACertificate?: Buffer;
+    serverNameOverride?: string;
+  };
+} {
+  const tls = settings.temporalTls;
+  if (!tls) return { address: settings.temporalAddress };
+  if (tls.certFile && !tls.keyFile) throw new Error('TEMPORAL_TLS_CERT needs TEMPORAL_TLS_KEY');
+  return {
+    address: settings.temporalAddress,
+    tls: {
+      ...(tls.certFile && tls.keyFile
+        ? { clientCertPair: { crt: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) } }
+        : {}),
+      ...(tls.caFile ? { serverRootCACertificate: readFileSync(tls.caFile) } : {}),
+      ...(tls.serverName ? { serverNameOverride: tls.serverName } : {}),
+    },
+  };
 }
 
-export async function openMigratedDatabase(settings: RuntimeSettings): Promise<DatabaseHandle> {
+/** A Temporal client whose payloads are encrypted (runtime/payload-codec.ts). */
+export async function connectTemporal(settings: RuntimeSettings, codec: PayloadCodec): Promise<Client> {
+  const connection = await Connection.connect(temporalConnectionOptions(settings));
+  return new Client({
+    connection,
+    namespace: settings.temporalNamespace,
+    dataConverter: { payloadCodecs: [codec] },
+  });
+}
+
+/** The payload codec of this process: data keys wrapped by the payload KEK in the data token. */
+export function payloadCodecOf(data: HsmToken, env: NodeJS.ProcessEnv = process.env): HsmPayloadCodec {
+  return new HsmPayloadCodec({
+    kekLabel: env.PAYLOAD_KEK_LABEL || PAYLOAD_KEK_LABEL,
+    kek: (label) => data.sealer(label),
+  });
+}
+
+/**
+ * The database of an API or worker process, schema current. With DATABASE_MIGRATION_URL the owner
+ * migrates and grants the application role, then the process connects as that role; without it,
+ * development migrates with DATABASE_URL itself, while production only checks that the schema is
+ * current (`npm run db:migrate` is a deployment step) and that it is not connected as the owner.
+ */
+export async function openMigratedDatabase(
+  settings: RuntimeSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<DatabaseHandle> {
+  if (settings.databaseMigrationUrl) await migrateAsOwner(settings);
   const handle = await openDatabase({ url: settings.databaseUrl, pgliteDir: settings.pgliteDir });
-  await migrateDatabase(handle);
-  return handle;
+  try {
+    let pending = await pendingMigrations(handle);
+    if (pending > 0 && !settings.databaseMigrationUrl && !isProduction(env)) {
+      await migrateDatabase(handle);
+      pending = await pendingMigrations(handle);
+    }
+    if (pending > 0)
+      throw new Error(
+        `the database schema is ${pending} migration(s) behind this release: run \`npm run db:migrate\` ` +
+          'with DATABASE_MIGRATION_URL (the schema owner) first',
+      );
+    if (isProduction(env) && handle.kind === 'postgres' && (await connectedAsOwner(handle)))
+      throw new Error(
+        'DATABASE_URL connects as the owner of the schema: it could alter tables and drop the audit ' +
+          'trigger. Connect as the application role (see README, "Database roles")',
+      );
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/** Applies the migrations as the schema owner and (re)grants the application role. */
+export async function migrateAsOwner(settings: RuntimeSettings): Promise<void> {
+  const owner = await openDatabase({ url: settings.databaseMigrationUrl, pgliteDir: settings.pgliteDir });
+  try {
+    await migrateDatabase(owner);
+    if (settings.databaseAppRole) await grantApplicationRole(owner, settings.databaseAppRole);
+  } finally {
+    await owner.close();
+  }
+}
+
+async function connectedAsOwner(handle: DatabaseHandle): Promise<boolean> {
+  const rows = (await handle.db.execute(
+    sql`SELECT tableowner = current_user AS owner FROM pg_tables WHERE tablename = 'audit_events'`,
+  )) as unknown as Array<{ owner: boolean }>;
+  return rows[0]?.owner === true;
 }

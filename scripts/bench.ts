@@ -6,7 +6,12 @@ import { parseArgs, promisify } from 'node:util';
 import { loadPkiConfig, PROJECT_ROOT } from '../config/load.js';
 import { runtimeSettings } from '../config/runtime.js';
 import { startInProcess } from '../runtime/in-process.js';
-import { connectTemporal, openMigratedDatabase, openProvisionedToken } from '../runtime/services.js';
+import {
+  connectTemporal,
+  openMigratedDatabase,
+  openProvisionedTokens,
+  payloadCodecOf,
+} from '../runtime/services.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 /**
@@ -33,10 +38,11 @@ const temporal = await startTemporalDevServer({
   log: () => {},
 });
 settings.temporalAddress = temporal.address;
-const token = await openProvisionedToken(settings, config);
+const tokens = await openProvisionedTokens(settings, config);
+const codec = payloadCodecOf(tokens.get('data'));
 const database = await openMigratedDatabase(settings);
-const client = await connectTemporal(settings);
-const pipeline = await startInProcess({ settings, config, token, database, client });
+const client = await connectTemporal(settings, codec);
+const pipeline = await startInProcess({ settings, config, tokens, codec, database, client });
 const url = `${pipeline.api.url}/scep`;
 const benchProfile = config.profiles[0]!;
 if (benchProfile.mdm.type !== 'static-challenge')
@@ -73,7 +79,7 @@ try {
   await pipeline.stop();
   await client.connection.close();
   await database.close();
-  await token.close();
+  await tokens.close();
   await temporal.stop();
   rmSync(work, { recursive: true, force: true });
 }

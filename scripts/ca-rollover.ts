@@ -9,7 +9,7 @@ import { loadPkiConfig } from '../config/load.js';
 import { runtimeSettings } from '../config/runtime.js';
 import { createNextIssuingCa, nextIssuingCaLabel } from '../hsm/provision.js';
 import { certificateInfo } from '../pki/x509/certificate.js';
-import { openToken } from '../runtime/services.js';
+import { openTokens, TOKENS_OF } from '../runtime/services.js';
 
 const { values } = parseArgs({ options: { profile: { type: 'string' } } });
 const config = loadPkiConfig();
@@ -21,9 +21,10 @@ if (!profile) {
   process.exit(2);
 }
 
-const token = await openToken(runtimeSettings());
+// A ceremony: the CA (and root) token signs, the RA token receives the copy GetNextCACert serves.
+const tokens = await openTokens(runtimeSettings(), TOKENS_OF.ceremony);
 try {
-  const { certificate, created } = await createNextIssuingCa(token, config, profile.name);
+  const { certificate, created } = await createNextIssuingCa(tokens, config, profile.name);
   const info = certificateInfo(certificate);
   console.log(
     `${created ? 'created' : 'already prepared'}: next issuing CA of profile "${profile.name}" ` +
@@ -34,5 +35,5 @@ try {
   console.error((err as Error).message);
   process.exitCode = 1;
 } finally {
-  await token.close();
+  await tokens.close();
 }

@@ -2,7 +2,13 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../config/load.js';
 import { startupConfig } from '../config/startup.js';
 import { startInProcess } from '../runtime/in-process.js';
-import { connectTemporal, openMigratedDatabase, openProvisionedToken } from '../runtime/services.js';
+import { rootCaFile } from '../runtime/operator-tls.js';
+import {
+  connectTemporal,
+  openMigratedDatabase,
+  openProvisionedTokens,
+  payloadCodecOf,
+} from '../runtime/services.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
 
 /**
@@ -14,7 +20,10 @@ import { startTemporalDevServer } from './temporal-dev-server.js';
  * set, its SQLite file is <PKI_DATA_DIR>/temporal.sqlite (default .data/temporal.sqlite).
  */
 const log = (line: string) => console.log(`[dev] ${line}`);
-const { settings, config } = startupConfig('dev', { pinVariables: ['HSM_PIN'], servesOperators: true });
+const { settings, config } = startupConfig('dev', {
+  pinVariables: ['HSM_RA_PIN', 'HSM_CA_PIN', 'HSM_DATA_PIN'],
+  servesOperators: true,
+});
 
 const env = process.env;
 const temporal = await startTemporalDevServer({
@@ -23,17 +32,22 @@ const temporal = await startTemporalDevServer({
   ...(env.TEMPORAL_PORT ? { port: Number(env.TEMPORAL_PORT) } : {}),
   ...(env.TEMPORAL_UI_PORT ? { uiPort: Number(env.TEMPORAL_UI_PORT) } : {}),
   ...(env.PKI_DATA_DIR ? { dbFile: join(env.PKI_DATA_DIR, 'temporal.sqlite') } : {}),
+  uiCodecEndpoint: `https://${settings.operator.hostnames.includes('localhost') ? 'localhost' : settings.operator.host}:${settings.operator.port}/codec`,
 });
 settings.temporalAddress = temporal.address;
 
-const token = await openProvisionedToken(settings, config);
-log(`HSM token "${settings.hsm.tokenLabel}" ready (${settings.hsm.library ?? settings.hsm.softhsmDir})`);
+const tokens = await openProvisionedTokens(settings, config);
+const { ra, ca, data } = settings.hsm.tokens;
+log(
+  `HSM tokens ready: RA "${ra.label}", CA "${ca.label}", data "${data.label}" (${settings.hsm.library ?? settings.hsm.softhsmDir})`,
+);
+const codec = payloadCodecOf(tokens.get('data'));
 const database = await openMigratedDatabase(settings);
 log(
   `database ready (${database.kind === 'postgres' ? 'Postgres from DATABASE_URL' : `PGlite in ${settings.pgliteDir}`})`,
 );
-const client = await connectTemporal(settings);
-const pipeline = await startInProcess({ settings, config, token, database, client });
+const client = await connectTemporal(settings, codec);
+const pipeline = await startInProcess({ settings, config, tokens, codec, database, client });
 
 const url = pipeline.api.url;
 const profile = config.profiles[0]!;
@@ -42,6 +56,11 @@ console.log(`
   SCEP URL        ${url}/scep   (profile "${profile.name}"; also ${url}/cgi-bin/pkiclient.exe)
   Dev challenge   ${challenge}
   Temporal Web UI ${temporal.uiUrl ?? '(external cluster: see its own UI)'}
+                  (payloads are encrypted: the UI decodes them through the codec server below,
+                  with an operator client certificate in the browser)
+  Operator API    ${pipeline.api.operatorUrl}   (HTTPS; trust ${rootCaFile(settings)};
+                  Authorization: Bearer $OPERATOR_TOKEN, or an operator client certificate)
+  Codec server    ${pipeline.api.operatorUrl}/codec   (temporal workflow show --codec-endpoint ...)
   Enroll a device:
     openssl genrsa -traditional -out key.pem 2048
     scepclient -server-url ${url}/scep -challenge ${challenge} \\
@@ -57,7 +76,7 @@ async function stop(code: number) {
   await pipeline.stop();
   await client.connection.close();
   await database.close();
-  await token.close();
+  await tokens.close();
   await temporal.stop();
   process.exit(code);
 }

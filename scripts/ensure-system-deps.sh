@@ -7,6 +7,7 @@
 #   /usr/lib/certmonger/scep-submit (certmonger) second real SCEP client
 #   dbus-run-session               (dbus)        certmonger needs a bus
 #   openssl                        (openssl)
+#   pkcs11-tool                    (opensc)      an independent look at every key's attributes (key custody)
 #
 # As root with apt-get: installs what is missing (one `apt-get update`). Otherwise prints the exact command
 # and exits 1.
@@ -23,6 +24,7 @@ need scep scepclient
 need certmonger /usr/lib/certmonger/scep-submit
 need dbus dbus-run-session
 need openssl openssl
+need opensc pkcs11-tool
 
 if ((${#missing[@]} > 0)); then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"

@@ -21,7 +21,7 @@ import { openDatabase } from '../db/client.js';
 import { certificates } from '../db/schema.js';
 import { queryLifecycleState, signalRevoke } from '../runtime/device-lifecycle-client.js';
 import { revokeBySerial } from '../runtime/revocation-client.js';
-import { connectTemporal } from '../runtime/services.js';
+import { connectTemporal, openTokens, payloadCodecOf } from '../runtime/services.js';
 import type { RevokePayload } from '../workflows/definitions.js';
 import { OPERATOR_REVOCATION_REASONS } from '../workflows/definitions.js';
 
@@ -68,12 +68,15 @@ if (!(OPERATOR_REVOCATION_REASONS as readonly string[]).includes(reason))
 const by = (values.by as string | undefined) ?? `cli:${safeUser()}`;
 
 const settings = runtimeSettings();
-const client = await connectTemporal(settings);
+// Payloads are encrypted (a query's answer too): the data token's key opens them.
+const tokens = await openTokens(settings, ['data']);
+const client = await connectTemporal(settings, payloadCodecOf(tokens.get('data')));
 if (serial) {
   try {
     await revokeSerial(serial, values['issuing-ca'] as string | undefined);
   } finally {
     await client.connection.close();
+    await tokens.close();
   }
   process.exit(0);
 }
@@ -103,6 +106,7 @@ try {
   }
 } finally {
   await client.connection.close();
+  await tokens.close();
 }
 
 async function revokeSerial(raw: string, issuingCa: string | undefined): Promise<void> {

@@ -1,30 +1,25 @@
 /**
- * `npm run hsm:init`: the dev SoftHSM token under .data/softhsm with the whole CA hierarchy in it.
- * Safe to run again: it creates only what is missing (a new profile gets its issuing CA).
+ * `npm run hsm:init`: the key ceremony of a development or cluster deployment. SoftHSM tokens under
+ * SOFTHSM_DIR (RA, CA, data; a root token when HSM_ROOT_TOKEN_LABEL is set), each with its own PIN,
+ * the whole CA hierarchy in them, and the operator listener's TLS certificate. Safe to run again:
+ * it creates only what is missing (a new profile gets its issuing CA) and tightens keys made by
+ * older versions to their role's usage.
  */
 import { loadPkiConfig } from '../config/load.js';
 import { runtimeSettings } from '../config/runtime.js';
-import { ensurePkiHierarchy, loadProfileChain } from '../hsm/provision.js';
-import { ensureSoftHsmToken } from '../hsm/softhsm.js';
-import { HsmToken } from '../hsm/token.js';
+import { loadProfileChain } from '../hsm/provision.js';
 import { certificateInfo } from '../pki/x509/certificate.js';
+import { openProvisionedTokens } from '../runtime/services.js';
 
-const { hsm } = runtimeSettings();
+const settings = runtimeSettings();
 const config = loadPkiConfig();
-const hsmConfig = await ensureSoftHsmToken({
-  dir: hsm.softhsmDir,
-  label: hsm.tokenLabel,
-  pin: hsm.pin,
-  soPin: hsm.soPin,
-});
-const token = await HsmToken.open(hsmConfig);
+const tokens = await openProvisionedTokens(settings, config);
 try {
-  await ensurePkiHierarchy(token, config);
-  console.log(
-    `SoftHSM token "${hsm.tokenLabel}" in ${hsm.softhsmDir} (SOFTHSM2_CONF=${process.env.SOFTHSM2_CONF})`,
-  );
+  const labels = Object.entries(settings.hsm.tokens).map(([role, t]) => `${role} "${t.label}"`);
+  console.log(`tokens ${labels.join(', ')} in ${settings.hsm.library ?? settings.hsm.softhsmDir}`);
+  console.log(`operator listener certificate ${settings.operator.certFile}`);
   for (const profile of config.profiles) {
-    const chain = await loadProfileChain(token, config, profile.name);
+    const chain = await loadProfileChain(tokens.get('ra'), config, profile.name);
     console.log(`profile "${profile.name}"`);
     for (const [role, der] of Object.entries(chain)) {
       const info = certificateInfo(der);
@@ -32,5 +27,5 @@ try {
     }
   }
 } finally {
-  await token.close();
+  await tokens.close();
 }

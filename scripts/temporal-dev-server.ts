@@ -51,6 +51,11 @@ export interface TemporalDevServerOptions {
   uiPort?: number;
   /** No Web UI. Default false. */
   headless?: boolean;
+  /**
+   * The codec server the Web UI decodes payloads with (the product's `/codec` on the operator
+   * listener): the browser calls it, with the operator's client certificate.
+   */
+  uiCodecEndpoint?: string;
   /** SQLite file, relative to projectRoot. Default `.data/temporal.sqlite`. Use ':memory:' for a throwaway server. */
   dbFile?: string;
   /** Namespace the search attributes are ensured in (created at start if not 'default'). Default 'default'. */
@@ -219,6 +224,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port)];
   if (headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
+  if (!headless && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (dbFile) {
     mkdirSync(dirname(dbFile), { recursive: true });
     args.push(

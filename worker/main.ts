@@ -1,11 +1,20 @@
 import { parseArgs } from 'node:util';
+import type { TokenRole } from '../config/runtime.js';
 import { startupConfig } from '../config/startup.js';
-import { connectTemporal, openMigratedDatabase, openToken } from '../runtime/services.js';
+import {
+  connectTemporal,
+  openMigratedDatabase,
+  openTokens,
+  payloadCodecOf,
+  TOKENS_OF,
+  temporalConnectionOptions,
+} from '../runtime/services.js';
 import { createWorkers, QUEUES, type QueueName } from './workers.js';
 
 /**
- * `npm run worker -- --queues pki,pki-hsm`: one process per host role. Temporal's runtime stops the
- * workers on SIGINT/SIGTERM (after the grace time); then the resources close.
+ * `npm run worker -- --queues pki,pki-hsm`: one process per host role. It opens only the HSM tokens
+ * of its queues (`pki`: data; `pki-hsm`: CA and data). Temporal's runtime stops the workers on
+ * SIGINT/SIGTERM (after the grace time); then the resources close.
  */
 const { values } = parseArgs({ options: { queues: { type: 'string', default: QUEUES.join(',') } } });
 const queues = values.queues.split(',').map((q) => q.trim()) as QueueName[];
@@ -14,22 +23,30 @@ if (unknown.length > 0) {
   console.error(`unknown queue(s) ${unknown.join(', ')}; known: ${QUEUES.join(', ')}`);
   process.exit(2);
 }
+const roles = [...new Set(queues.flatMap((q): readonly TokenRole[] => TOKENS_OF[q]))];
 
 // Before anything is opened: a production start with a development setting stops here, naming it.
-const { settings, config } = startupConfig('worker', { pinVariables: ['HSM_PIN'], servesOperators: false });
-const token = await openToken(settings);
+const { settings, config } = startupConfig('worker', {
+  pinVariables: roles.map((role) => `HSM_${role.toUpperCase()}_PIN`),
+  servesOperators: false,
+});
+const tokens = await openTokens(settings, roles);
+const codec = payloadCodecOf(tokens.get('data'));
 const db = await openMigratedDatabase(settings);
-const client = queues.includes('pki') ? await connectTemporal(settings) : undefined;
+const client = queues.includes('pki') ? await connectTemporal(settings, codec) : undefined;
 const { workers, connection, dispatcher } = await createWorkers({
   queues,
-  temporalAddress: settings.temporalAddress,
+  connection: temporalConnectionOptions(settings),
   namespace: settings.temporalNamespace,
   config,
-  token,
+  tokens,
+  codec,
   db: db.db,
   client,
 });
-console.log(`[worker] polling ${queues.join(', ')} on ${settings.temporalAddress}`);
+console.log(
+  `[worker] polling ${queues.join(', ')} on ${settings.temporalAddress} (tokens: ${roles.join(', ')})`,
+);
 dispatcher?.start();
 try {
   await Promise.all(workers.map((w) => w.run()));
@@ -38,6 +55,6 @@ try {
   await connection.close();
   await client?.connection.close();
   await db.close();
-  await token.close();
+  await tokens.close();
   console.log('[worker] stopped');
 }

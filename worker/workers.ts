@@ -2,13 +2,23 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { PayloadCodec } from '@temporalio/common';
+import {
+  DefaultLogger,
+  type LogLevel,
+  NativeConnection,
+  type NativeConnectionOptions,
+  Runtime,
+  Worker,
+} from '@temporalio/worker';
+import { latestCrl } from '../activities/ca/local-hsm/crl.js';
 import { createHsmActivities, createPkiActivities } from '../activities/index.js';
 import { OutboxDispatcher } from '../activities/notify/dispatcher.js';
 import { PROJECT_ROOT } from '../config/load.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
-import type { HsmToken } from '../hsm/token.js';
+import { FIELD_ENCRYPTION_KEY_LABEL } from '../hsm/provision.js';
+import type { TokenSet } from '../hsm/token-set.js';
 import { ensureSchedules } from '../runtime/schedules.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 
@@ -20,10 +30,14 @@ export const WORKFLOW_BUNDLE = join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
 
 export interface WorkerOptions {
   queues: readonly QueueName[];
-  temporalAddress: string;
+  /** The Temporal frontend (runtime/services.ts temporalConnectionOptions: address, TLS). */
+  connection: NativeConnectionOptions;
   namespace: string;
   config: PkiConfig;
-  token: HsmToken;
+  /** The tokens of this process: `pki` needs the data token, `pki-hsm` the CA token too. */
+  tokens: TokenSet;
+  /** Encrypts every payload the workers hand to Temporal (runtime/payload-codec.ts). */
+  codec: PayloadCodec;
   /** Both queues record what they do. */
   db: Database;
   /** Needed by the `pki` queue only (hand-offs to lifecycle workflows). */
@@ -40,10 +54,11 @@ export async function createWorkers(
   opts: WorkerOptions,
 ): Promise<{ workers: Worker[]; connection: NativeConnection; dispatcher?: OutboxDispatcher }> {
   installWorkerLogging();
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const connection = await NativeConnection.connect(opts.connection);
   const common = {
     connection,
     namespace: opts.namespace,
+    dataConverter: { payloadCodecs: [opts.codec] as PayloadCodec[] },
     // In-flight activities get time to finish on SIGTERM; Temporal retries what does not.
     shutdownGraceTime: '20 seconds',
   } as const;
@@ -53,7 +68,7 @@ export async function createWorkers(
     if (!opts.client) throw new Error('the pki queue needs a Temporal client');
     // CRL refresh and Intune revocation sync: created once, idempotent at every pki worker start.
     await ensureSchedules(opts.client, opts.config);
-    const sealer = await opts.token.sealer('field-encryption');
+    const sealer = await opts.tokens.get('data').sealer(FIELD_ENCRYPTION_KEY_LABEL);
     // Production runs the bundle that was built and reviewed; anywhere else the sources, so a stale
     // dist/ can never run old workflow code beside new activities.
     const useBundle = opts.useBundle ?? process.env.NODE_ENV === 'production';
@@ -78,15 +93,31 @@ export async function createWorkers(
     dispatcher = new OutboxDispatcher({ db: opts.db, config: opts.config });
   }
   if (opts.queues.includes(HSM_TASK_QUEUE)) {
-    workers.push(
-      await Worker.create({
-        ...common,
-        taskQueue: HSM_TASK_QUEUE,
-        activities: createHsmActivities({ config: opts.config, token: opts.token, db: opts.db }),
-      }),
-    );
+    const activities = createHsmActivities({
+      config: opts.config,
+      token: opts.tokens.get('ca'),
+      db: opts.db,
+    });
+    await prepareCaHost(opts.config, opts.db, activities);
+    workers.push(await Worker.create({ ...common, taskQueue: HSM_TASK_QUEUE, activities }));
   }
   return { workers, connection, ...(dispatcher ? { dispatcher } : {}) };
+}
+
+/**
+ * Before a CA host polls: every CA it signs for has a CRL (the API serves CRLs, it never signs one)
+ * and a certified OCSP responder (when the API registered one). The hourly refresh keeps both fresh.
+ */
+async function prepareCaHost(
+  config: PkiConfig,
+  db: Database,
+  ca: ReturnType<typeof createHsmActivities>,
+): Promise<void> {
+  for (const profile of config.profiles) {
+    if (profile.ca.type !== 'local-hsm') continue;
+    if (!(await latestCrl(db, profile.ca.keyLabel))) await ca.publishCrl({ issuingCa: profile.ca.keyLabel });
+  }
+  await ca.certifyOcspResponders({});
 }
 
 let loggingInstalled = false;

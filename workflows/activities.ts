@@ -172,6 +172,11 @@ export interface CaActivities {
   }): Promise<Array<{ serialHex: string; revokedAt: string; alreadyRevoked: boolean }>>;
   /** Re-signs the CA's CRL (schedule, before nextUpdate). */
   publishCrl(input: { issuingCa: string }): Promise<{ crlNumber: number; nextUpdate: string }>;
+  /**
+   * Certifies, or renews before it runs out, the delegated OCSP responder of every CA this queue
+   * signs for whose responder key the API registered.
+   */
+  certifyOcspResponders(input: Record<string, never>): Promise<Array<{ issuingCa: string; outcome: string }>>;
 }
 
 /** `pki` queue, local activities of the device lifecycle. */

@@ -29,4 +29,6 @@ export interface CaAdapter {
   revoked(issuingCa: string, certificates: RevokedCertificate[]): Promise<void>;
   /** Re-signs the CA's CRL; adapters whose CA publishes its own CRL have none. */
   publishCrl?(issuingCa: string): Promise<{ crlNumber: number; nextUpdate: string }>;
+  /** Certifies (or renews) the delegated OCSP responder of its CA; adapters whose CA runs its own OCSP have none. */
+  certifyOcspResponder?(issuingCa: string): Promise<'certified' | 'current' | 'no-key-registered'>;
 }

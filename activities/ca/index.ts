@@ -4,6 +4,7 @@
  * revocations happen here once; signing, and telling the CA of a revocation, in the adapter.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { caTaskQueue as caQueueOf } from '../../config/policies.js';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import type { HsmToken } from '../../hsm/token.js';
@@ -11,7 +12,7 @@ import type { CaActivities } from '../../workflows/activities.js';
 import { FAILURE } from '../../workflows/definitions.js';
 import type { CaAdapter } from './adapter.js';
 import { atlasAdapter, atlasIssuingCa } from './globalsign-atlas/issuer.js';
-import { checkIssuanceRequest } from './issuance-request.js';
+import { checkIssuanceRequest, checkRetriedIssuance, parseIssuanceInput } from './issuance-request.js';
 import { issuedFor, storeIssued } from './issued-certificates.js';
 import { localHsmAdapter } from './local-hsm/index.js';
 import type { RandomSource } from './local-hsm/serials.js';
@@ -73,11 +74,16 @@ export function createCaActivities(deps: CaActivityDeps): CaActivities {
   };
 
   return {
-    async issueCertificate(input) {
-      const profile = profileNamed(input.profile);
+    async issueCertificate(raw) {
+      const profile = profileNamed(raw.profile);
       const adapter = adapterOf(profile);
+      // Whatever the workflow sent is checked before anything is looked up or signed.
+      const input = parseIssuanceInput(profile, raw);
       const done = await issuedFor(deps.db, input.enrollmentId);
-      if (done) return done;
+      if (done) {
+        await checkRetriedIssuance(deps.db, input, done);
+        return done.issued;
+      }
       const request = await checkIssuanceRequest(deps.db, profile, input);
       const { der, issuingCa } = await adapter.issue(request);
       return storeIssued(deps.db, {
@@ -94,6 +100,17 @@ export function createCaActivities(deps: CaActivityDeps): CaActivities {
       const [one] = await revokeCertificates({ ...input, serialHexes: [input.serialHex] });
       if (!one) throw new Error(`revocation of ${input.serialHex} returned nothing`);
       return { revokedAt: one.revokedAt, alreadyRevoked: one.alreadyRevoked };
+    },
+    async certifyOcspResponders() {
+      const done: Array<{ issuingCa: string; outcome: string }> = [];
+      for (const profile of deps.config.profiles) {
+        if (caQueueOf(profile) !== deps.queue) continue;
+        const adapter = adapterOf(profile);
+        if (!adapter.certifyOcspResponder) continue;
+        for (const issuingCa of issuingCaNamesOf(profile))
+          done.push({ issuingCa, outcome: await adapter.certifyOcspResponder(issuingCa) });
+      }
+      return done;
     },
     async publishCrl({ issuingCa }) {
       const adapter = adapterOwning(issuingCa);

@@ -44,21 +44,54 @@ const inputSchema = z
   })
   .strict();
 
-export async function checkIssuanceRequest(
-  db: Database,
-  profile: Profile,
-  raw: IssueCertificateInput,
-  now = new Date(),
-): Promise<IssuanceRequest> {
+/** The input as the workflow must have sent it; checks that need neither the database nor the clock. */
+export type IssuanceInput = z.infer<typeof inputSchema>;
+
+export function parseIssuanceInput(profile: Profile, raw: IssueCertificateInput): IssuanceInput {
   const parsed = inputSchema.safeParse(raw);
   if (!parsed.success)
     refuse(
       `malformed issuance request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`).join('; ')}`,
     );
   const input = parsed.data;
-  if (!input.enrollmentId.startsWith(`enroll/${profile.name}/`))
+  if (input.profile !== profile.name || !input.enrollmentId.startsWith(`enroll/${profile.name}/`))
     refuse(`enrollment ${input.enrollmentId} does not belong to profile ${profile.name}`);
+  const { validitySeconds, backdateSeconds } = profile.template;
+  const notBefore = Date.parse(input.notBefore);
+  const notAfter = Date.parse(input.notAfter);
+  if (notAfter <= notBefore) refuse('notAfter is not after notBefore');
+  if (notAfter - notBefore > (validitySeconds + backdateSeconds) * 1000 + CLOCK_SLACK_MS)
+    refuse(`requested validity exceeds the profile's ${validitySeconds} s`);
+  return input;
+}
 
+/**
+ * A retried issuance finds the certificate its first attempt stored: it gets it back only when the
+ * request is the one that certificate answered (same profile, the admitted CSR), never for a
+ * forged input that borrows a real enrollment id.
+ */
+export async function checkRetriedIssuance(
+  db: Database,
+  input: IssuanceInput,
+  stored: { profile: string },
+): Promise<void> {
+  if (stored.profile !== input.profile)
+    refuse(`enrollment ${input.enrollmentId} was issued under profile ${stored.profile}`);
+  const [admission] = await db
+    .select({ csrSha256: admissions.csrSha256 })
+    .from(admissions)
+    .where(eq(admissions.enrollmentId, input.enrollmentId));
+  const csrSha256 = createHash('sha256').update(Buffer.from(input.csr, 'base64')).digest('hex');
+  if (admission?.csrSha256 !== csrSha256)
+    refuse(`the CSR is not the one enrollment ${input.enrollmentId} was admitted with`);
+}
+
+export async function checkIssuanceRequest(
+  db: Database,
+  profile: Profile,
+  input: IssuanceInput,
+  now = new Date(),
+): Promise<IssuanceRequest> {
   const csrDer = Buffer.from(input.csr, 'base64');
   const csr = await parseCsr(csrDer);
   if (!csr.ok || !csr.csr.signatureValid)
@@ -96,9 +129,6 @@ export async function checkIssuanceRequest(
   const notBefore = new Date(input.notBefore);
   const notAfter = new Date(input.notAfter);
   const { validitySeconds, backdateSeconds } = profile.template;
-  if (notAfter <= notBefore) refuse('notAfter is not after notBefore');
-  if (notAfter.getTime() - notBefore.getTime() > (validitySeconds + backdateSeconds) * 1000 + CLOCK_SLACK_MS)
-    refuse(`requested validity exceeds the profile's ${validitySeconds} s`);
   if (notAfter.getTime() > now.getTime() + validitySeconds * 1000 + CLOCK_SLACK_MS)
     refuse(`notAfter ${input.notAfter} is beyond the profile's ${validitySeconds} s from now`);
   if (notBefore.getTime() < now.getTime() - backdateSeconds * 1000 - CLOCK_SLACK_MS)

@@ -9,13 +9,16 @@ import type { VerifiedIdentity } from '../../pki/admission/identity.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
 import type { IssuedCertificate } from '../../workflows/definitions.js';
 
-/** The certificate already issued for this enrollment (a retried activity), if any. */
-export async function issuedFor(db: Database, enrollmentId: string): Promise<IssuedCertificate | undefined> {
+/** The certificate already issued for this enrollment (a retried activity), if any, and its profile. */
+export async function issuedFor(
+  db: Database,
+  enrollmentId: string,
+): Promise<{ issued: IssuedCertificate; profile: string } | undefined> {
   const [row] = await db
-    .select({ der: certificates.der, issuingCa: certificates.issuingCa })
+    .select({ der: certificates.der, issuingCa: certificates.issuingCa, profile: certificates.profile })
     .from(certificates)
     .where(eq(certificates.enrollmentId, enrollmentId));
-  return row ? describeIssued(row.der, row.issuingCa) : undefined;
+  return row ? { issued: describeIssued(row.der, row.issuingCa), profile: row.profile } : undefined;
 }
 
 export async function storeIssued(

@@ -3,6 +3,8 @@
  * integration in api/mdm/), and the constant-time credential checks they share.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Context, MiddlewareHandler } from 'hono';
 import { jsonError } from './errors.js';
 
@@ -18,12 +20,47 @@ export interface Operator {
 
 export type OperatorEnv = { Variables: { operator: Operator } };
 
+/** How operators prove who they are (OPERATOR_AUTH): the shared token, a client certificate, or either. */
+export type OperatorAuthMode = 'token' | 'client-certificate' | 'token-or-certificate';
+
+export interface OperatorAuthOptions {
+  /** Where OPERATOR_AUTH and OPERATOR_TOKEN are read, per request (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Accepts a client certificate the TLS layer verified against the operators' CA: the operator's
+   * name (its subject CN), or why it is refused (not ours, revoked). Absent: no certificate counts.
+   */
+  certificate?: (der: Uint8Array) => Promise<{ name: string } | { refused: string }>;
+}
+
+export function operatorAuthMode(env: NodeJS.ProcessEnv = process.env): OperatorAuthMode {
+  const mode = env.OPERATOR_AUTH ?? 'token';
+  if (mode !== 'token' && mode !== 'client-certificate' && mode !== 'token-or-certificate')
+    throw new Error('OPERATOR_AUTH must be token, client-certificate or token-or-certificate');
+  return mode;
+}
+
 /**
- * Operator authentication: `Authorization: Bearer $OPERATOR_TOKEN`. With OPERATOR_TOKEN unset the
- * operator API is closed (503), never open. `env` is read per request.
+ * Operator authentication. A client certificate (on the HTTPS listener, verified by TLS against the
+ * operators' CA, and by us as a valid certificate of the operators' profile) names the operator; the
+ * bearer token proves only that the caller holds it. With OPERATOR_AUTH=token and no OPERATOR_TOKEN
+ * the operator API is closed (503), never open.
  */
-export function operatorAuth(env: NodeJS.ProcessEnv = process.env): MiddlewareHandler<OperatorEnv> {
+export function operatorAuth(opts: OperatorAuthOptions = {}): MiddlewareHandler<OperatorEnv> {
+  const env = opts.env ?? process.env;
   return async (c, next) => {
+    const mode = operatorAuthMode(env);
+    if (mode !== 'token') {
+      const der = verifiedClientCertificate(c);
+      if (der && opts.certificate) {
+        const verdict = await opts.certificate(der);
+        if ('refused' in verdict) throw jsonError(401, `client certificate refused: ${verdict.refused}`);
+        c.set('operator', { name: verdict.name, via: 'certificate' });
+        return next();
+      }
+      if (mode === 'client-certificate')
+        throw jsonError(401, 'an operator client certificate (issued by the operators CA) is required');
+    }
     const expected = env.OPERATOR_TOKEN;
     if (!expected) throw jsonError(503, 'operator API disabled: OPERATOR_TOKEN is not set');
     if (!bearerMatches(c.req.header('authorization'), expected))
@@ -36,6 +73,15 @@ export function operatorAuth(env: NodeJS.ProcessEnv = process.env): MiddlewareHa
     c.set('operator', { name: undefined, via: 'token' });
     await next();
   };
+}
+
+/** The client certificate of this request's TLS connection, when TLS verified its chain. */
+function verifiedClientCertificate(c: Context): Uint8Array | undefined {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const socket = incoming?.socket as TLSSocket | undefined;
+  if (!socket || typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return undefined;
+  const peer = socket.getPeerCertificate();
+  return peer?.raw ? new Uint8Array(peer.raw) : undefined;
 }
 
 /**

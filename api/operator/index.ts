@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { type OperatorEnv, operatorAuth } from '../http/auth.js';
+import { type OperatorAuthOptions, type OperatorEnv, operatorAuth } from '../http/auth.js';
 import { jsonError } from '../http/errors.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
 import { certificateRoutes } from './certificates.js';
@@ -16,7 +16,11 @@ import { eventRoutes } from './events.js';
 const MAX_BODY_BYTES = 64 * 1024;
 
 export function operatorRoutes(
-  deps: OperatorDeps & { env?: NodeJS.ProcessEnv; rateLimit?: RateLimitSettings },
+  deps: OperatorDeps & {
+    env?: NodeJS.ProcessEnv;
+    rateLimit?: RateLimitSettings;
+    certificate?: OperatorAuthOptions['certificate'];
+  },
 ): Hono<OperatorEnv> {
   const app = new Hono<OperatorEnv>();
   app.use('/operator/*', rateLimit('operator', deps.rateLimit));
@@ -29,7 +33,7 @@ export function operatorRoutes(
       },
     }),
   );
-  app.use('/operator/*', operatorAuth(deps.env));
+  app.use('/operator/*', operatorAuth({ env: deps.env, certificate: deps.certificate }));
   app.route('/', deviceRoutes(deps));
   app.route('/', certificateRoutes(deps));
   app.route('/', enrollmentRoutes(deps));

@@ -9,7 +9,7 @@ import { parseCsr } from '../../pki/x509/csr.js';
 import type { EnrollmentInput } from '../../workflows/definitions.js';
 import type { EnrollmentGateway, GatewayAnswer } from '../enrollment-gateway.js';
 import type { ProfileRa } from '../ra.js';
-import type { RevocationService } from '../revocation-routes.js';
+import type { RevocationService } from '../revocation/service.js';
 
 /** The answer to one PKIOperation: a signed CertRep, or an HTTP error when nothing could be trusted. */
 export type PkiOperationReply =

@@ -7,7 +7,7 @@ import { encodeCertsOnly, encodeSignedCertsOnly } from '../../pki/scep/encode.js
 import type { EnrollmentGateway } from '../enrollment-gateway.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
 import type { ProfileRa } from '../ra.js';
-import type { RevocationService } from '../revocation-routes.js';
+import type { RevocationService } from '../revocation/service.js';
 import { handlePkiOperation } from './pki-operation.js';
 
 export interface ScepDeps {

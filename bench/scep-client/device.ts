@@ -1,14 +1,16 @@
 /**
- * A simulated device's key material: an RSA key in node:crypto, the self-signed certificate it signs
- * its first PKIOperation with, and the PKCS#10 request it sends. Keys are made before a benchmark
- * starts timing (RSA key generation is not what is measured) and may be shared by many devices; what
- * every request of a key repeats (its certificate, public key, issuer and serial) is parsed once here.
+ * A simulated device's key material: an RSA key in a PKCS#11 token (SoftHSM: a well-kept RSAES-PKCS1
+ * v1.5 decryption for the CertRep envelope, which node:crypto refuses since the Marvin fix), the
+ * self-signed certificate it signs its first PKIOperation with, and the PKCS#10 request it sends.
+ * Keys are made before a benchmark starts timing (key generation is not what is measured) and may be
+ * shared by many devices; what every request of a key repeats (its certificate, public key, issuer
+ * and serial) is parsed once here.
  */
-import { constants, generateKeyPair, type KeyObject, privateDecrypt, randomBytes, sign } from 'node:crypto';
+import { createPublicKey, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import type { HashName, KeyTransportDecrypter, Signer } from '../../pki/keys.js';
-import { DIGEST_BY_OID, DIGEST_OID_BY_NAME } from '../../pki/scep/oids.js';
+import type { HsmToken } from '../../hsm/token.js';
+import type { KeyTransportDecrypter, Signer } from '../../pki/keys.js';
 import { buildCertificate, signatureAlgorithm } from '../../pki/x509/certificate.js';
 import { encodeName, toArrayBuffer } from '../../pki/x509/name.js';
 
@@ -34,20 +36,19 @@ export interface DeviceKey {
 const CHALLENGE_PASSWORD = '1.2.840.113549.1.9.7';
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
-/** `count` RSA-2048 device keys, generated in libuv's thread pool. */
-export async function generateDeviceKeys(count: number): Promise<DeviceKey[]> {
-  return Promise.all(Array.from({ length: count }, (_, i) => generateDeviceKey(`bench-device-key-${i}`)));
+/** `count` RSA-2048 device keys, generated inside `token` (a throwaway one: see bench/load.ts). */
+export async function generateDeviceKeys(count: number, token: HsmToken): Promise<DeviceKey[]> {
+  const run = randomUUID().slice(0, 8);
+  const keys: DeviceKey[] = [];
+  // One after the other: SoftHSM's key generation takes a session each, and the pool is small.
+  for (let i = 0; i < count; i++) keys.push(await generateDeviceKey(token, `bench-device-${run}-${i}`));
+  return keys;
 }
 
-export async function generateDeviceKey(label: string): Promise<DeviceKey> {
-  const { privateKey, publicKey } = await new Promise<{ privateKey: KeyObject; publicKey: KeyObject }>(
-    (resolve, reject) =>
-      generateKeyPair('rsa', { modulusLength: 2048 }, (err, pub, priv) =>
-        err ? reject(err) : resolve({ privateKey: priv, publicKey: pub }),
-      ),
-  );
-  const spki = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }));
-  const signer = nodeSigner(privateKey);
+export async function generateDeviceKey(token: HsmToken, label: string): Promise<DeviceKey> {
+  const { spki } = await token.generateKeyPair(label, 'rsa-2048', 'device');
+  const publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  const signer = await token.signer(label);
   const now = Date.now();
   const serialNumber = randomBytes(8);
   serialNumber[0]! &= 0x7f;
@@ -70,7 +71,7 @@ export async function generateDeviceKey(label: string): Promise<DeviceKey> {
     publicKey,
     spki,
     signer,
-    decrypter: nodeDecrypter(privateKey),
+    decrypter: await token.decrypter(label),
     certificate,
     certificateBlock: asn1js.fromBER(toArrayBuffer(certificate)).result,
     issuerAndSerial,
@@ -112,32 +113,4 @@ export async function buildCsr(
     ],
   });
   return new Uint8Array(request.toBER());
-}
-
-function nodeSigner(privateKey: KeyObject): Signer {
-  return {
-    keyAlgorithm: 'rsa-2048',
-    async sign(data: Uint8Array, hash: HashName) {
-      return new Uint8Array(sign(DIGEST_BY_OID[DIGEST_OID_BY_NAME[hash]]!.node, data, privateKey));
-    },
-  };
-}
-
-/**
- * SCEP key transport is RSAES-PKCS1-v1_5. Node 20 refuses `privateDecrypt` with PKCS#1 v1.5 padding
- * (Marvin, CVE-2023-46809; the flag that reverts it is not allowed in NODE_OPTIONS) and WebCrypto has
- * no such mechanism, so OpenSSL does the raw RSA operation and only the EME-PKCS1-v1_5 decoding
- * (RFC 8017 7.2.2 step 3) is done here. Acceptable for a simulated device's throwaway key: the
- * product's own RA key decrypts in the HSM.
- */
-function nodeDecrypter(privateKey: KeyObject): KeyTransportDecrypter {
-  return {
-    async decrypt(encryptedKey: Uint8Array) {
-      const em = privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, encryptedKey);
-      // EM = 0x00 || 0x02 || PS (at least 8 non-zero octets) || 0x00 || M
-      const separator = em.indexOf(0, 2);
-      if (em[0] !== 0 || em[1] !== 2 || separator < 10) throw new Error('decryption error');
-      return new Uint8Array(em.subarray(separator + 1));
-    },
-  };
 }

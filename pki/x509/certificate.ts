@@ -34,6 +34,8 @@ export interface CertificateParams {
     crlDistributionPoints?: string[];
     /** OCSP responder URLs (authorityInfoAccess id-ad-ocsp). */
     authorityInfoAccessOcsp?: string[];
+    /** id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1): a delegated responder's own status is not checked. */
+    ocspNoCheck?: boolean;
   };
 }
 
@@ -60,6 +62,7 @@ const OID = {
   crlDistributionPoints: '2.5.29.31',
   authorityInfoAccess: '1.3.6.1.5.5.7.1.1',
   adOcsp: '1.3.6.1.5.5.7.48.1',
+  ocspNoCheck: '1.3.6.1.5.5.7.48.1.5',
 } as const;
 
 const KEY_USAGE_BITS: Record<KeyUsageName, number> = {
@@ -261,6 +264,7 @@ function extensions(
       ),
     );
   }
+  if (ext.ocspNoCheck) list.push(extension(OID.ocspNoCheck, false, new asn1js.Null()));
   return list;
 }
 

@@ -4,8 +4,9 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { loadPkiConfig } from '../../config/load.js';
+import { dropLoginRole } from '../../db/roles.js';
 import { ensureSearchAttributes } from '../temporal-dev-server.js';
 import {
   connectToTemporal,
@@ -37,6 +38,7 @@ import {
 } from './supervisor.js';
 import {
   type ClusterSettings,
+  databaseAppRole,
   databaseUrl,
   type ProcessSpec,
   productProcesses,
@@ -332,6 +334,8 @@ export interface ClusterStatus {
   scepUrls: string[];
   temporalAddress: string;
   uiUrl: string | undefined;
+  /** Operator API, MDM webhooks and codec server (HTTPS), one per API replica. */
+  operatorUrls: string[];
   operatorTokenFile: string;
 }
 
@@ -400,6 +404,7 @@ export async function clusterStatus(settings: ClusterSettings): Promise<ClusterS
     scepUrls,
     temporalAddress: temporalAddress(settings),
     uiUrl: uiUp ? `http://127.0.0.1:${settings.ports.ui}` : undefined,
+    operatorUrls: settings.ports.operatorApi.map((port) => `https://127.0.0.1:${port}`),
     operatorTokenFile: statePaths(settings).secrets,
   };
 }
@@ -438,6 +443,7 @@ export function formatStatus(status: ClusterStatus, cwd = process.cwd()): string
     ...status.scepUrls.map((u) => `  ${u}`),
     `Temporal frontend: ${status.temporalAddress}   (temporal --address ${status.temporalAddress} workflow list)`,
     `Web UI: ${status.uiUrl ?? '(not running; use the temporal CLI above)'}`,
+    `Operator API (HTTPS; trust ${shortPath(join(status.stateDir, 'pki', 'tls', 'root-ca.pem'), cwd)}): ${status.operatorUrls.join(', ')}`,
     `Operator token: "operatorToken" in ${status.operatorTokenFile}`,
   ].join('\n');
 }
@@ -498,6 +504,7 @@ export async function destroyCluster(settings: ClusterSettings, log: Log = defau
   ]) {
     await dropDatabase(settings.postgresUrl, db);
   }
+  await dropLoginRole(settings.postgresUrl, databaseAppRole(settings));
   rmSync(settings.stateDir, { recursive: true, force: true });
 }
 

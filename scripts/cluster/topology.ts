@@ -31,6 +31,8 @@ export interface ClusterPorts {
   ui: number;
   /** One SCEP API replica per port. */
   api: number[];
+  /** Each API replica's operator listener (HTTPS), same order as `api`. */
+  operatorApi: number[];
 }
 
 /**
@@ -47,6 +49,7 @@ export const DEFAULT_PORTS: ClusterPorts = {
   metrics: 9333,
   ui: 8333,
   api: [8081, 8082],
+  operatorApi: [8444, 8445],
 };
 
 /** Every port shifted by `offset` (a test cluster beside a developer's). */
@@ -62,14 +65,20 @@ export function shiftPorts(ports: ClusterPorts, offset: number): ClusterPorts {
     metrics: ports.metrics + offset,
     ui: ports.ui + offset,
     api: ports.api.map((p) => p + offset),
+    operatorApi: ports.operatorApi.map((p) => p + offset),
   };
 }
 
 /** Secrets generated once per state dir (mode 0600), so a cluster never runs on the well-known dev PINs. */
 export interface ClusterSecrets {
-  hsmPin: string;
+  /** One PIN per key domain (DESIGN.md "Key domains"): a process learns only those of its job. */
+  hsmRaPin: string;
+  hsmCaPin: string;
+  hsmDataPin: string;
   hsmSoPin: string;
   operatorToken: string;
+  /** The application role's database password (the schema owner is the Postgres admin URL's). */
+  databaseAppPassword: string;
 }
 
 export interface ClusterSettings {
@@ -168,9 +177,12 @@ export function clusterSecrets(settings: ClusterSettings): ClusterSecrets {
   const file = statePaths(settings).secrets;
   const stored: Partial<ClusterSecrets> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
   const secrets: ClusterSecrets = {
-    hsmPin: stored.hsmPin ?? randomBytes(12).toString('hex'),
+    hsmRaPin: stored.hsmRaPin ?? randomBytes(12).toString('hex'),
+    hsmCaPin: stored.hsmCaPin ?? randomBytes(12).toString('hex'),
+    hsmDataPin: stored.hsmDataPin ?? randomBytes(12).toString('hex'),
     hsmSoPin: stored.hsmSoPin ?? randomBytes(12).toString('hex'),
     operatorToken: stored.operatorToken ?? randomBytes(24).toString('base64url'),
+    databaseAppPassword: stored.databaseAppPassword ?? randomBytes(18).toString('base64url'),
   };
   if (Object.keys(secrets).some((k) => stored[k as keyof ClusterSecrets] === undefined)) {
     mkdirSync(settings.stateDir, { recursive: true });
@@ -179,10 +191,23 @@ export function clusterSecrets(settings: ClusterSettings): ClusterSecrets {
   return secrets;
 }
 
-/** postgres://user:pass@host:port/<database> on the cluster's Postgres server. */
+/** postgres://user:pass@host:port/<database> on the cluster's Postgres server (as its admin: the schema owner). */
 export function databaseUrl(settings: ClusterSettings, database: string): string {
   const url = new URL(settings.postgresUrl);
   url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** The product's database role: rows only, no DDL, audit events append-only (db/roles.ts). */
+export function databaseAppRole(settings: ClusterSettings): string {
+  return `${settings.databases.pki}_app`;
+}
+
+/** The product database as the application role: what the API and workers connect with. */
+export function appDatabaseUrl(settings: ClusterSettings): string {
+  const url = new URL(databaseUrl(settings, settings.databases.pki));
+  url.username = databaseAppRole(settings);
+  url.password = clusterSecrets(settings).databaseAppPassword;
   return url.toString();
 }
 
@@ -202,17 +227,16 @@ const TUNABLES = ['TEMPORAL_LOG_LEVEL', 'SCEP_RATE_PER_MINUTE', 'SCEP_RATE_BURST
  * process holds exactly what is listed here: the variable names are config/runtime.ts's, the same that
  * docker-compose.yml sets per service.
  *
- * Key custody (DESIGN.md "Key domains") will split the HSM into an RA token and a CA token, and then each
- * role gets only its own credentials:
- *   - api:             the RA token (RA key, OCSP responder keys) — never the CA token
- *   - worker-pki-hsm:  the CA token (issuing CA keys sign here and only here)
- *   - worker-pki:      neither token
- *   - provision:       both (it is the key ceremony: creates tokens and the CA hierarchy)
+ * Key custody (DESIGN.md "Key domains"): three tokens, each with its own PIN, and each role gets the PINs
+ * of its job only (token labels are not secrets: every product process knows them):
+ *   - api:             RA (SCEP decryption, replies, OCSP responder keys) + data (payload codec)
+ *   - worker-pki:      data (field encryption, payload codec)
+ *   - worker-pki-hsm:  CA (issuing CA keys sign here and only here) + data
+ *   - provision:       all three and the SO PIN (the key ceremony: tokens, CA hierarchy, operator TLS)
  *   - temporal, temporal-ui: no product credentials at all
- * Today there is one token and every product process opens it at start-up (worker/main.ts and api/main.ts
- * call openToken unconditionally; `pki` workers also take their field-encryption key from it), so api, both
- * worker roles and provisioning all get HSM_TOKEN_LABEL and HSM_PIN; only provisioning gets HSM_SO_PIN,
- * only the API gets OPERATOR_TOKEN.
+ * The database likewise: provisioning migrates as the schema owner (DATABASE_MIGRATION_URL) and grants
+ * the application role; the long-running processes connect as that role (DATABASE_URL) and cannot alter
+ * a table or touch the audit trail. Only the API gets OPERATOR_TOKEN.
  *
  * NODE_ENV stays unset: processes run the sources (a stale dist/ workflow bundle never runs here).
  */
@@ -234,22 +258,28 @@ export function roleEnv(
     ...Object.fromEntries(
       TUNABLES.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]!]] : [])),
     ),
-    DATABASE_URL: databaseUrl(settings, settings.databases.pki),
+    DATABASE_URL: appDatabaseUrl(settings),
     TEMPORAL_ADDRESS: temporalAddress(settings),
     TEMPORAL_NAMESPACE: settings.namespace,
     PKI_DATA_DIR: paths.pkiData,
     PKI_PUBLIC_URL: settings.publicUrl,
     ...(settings.pkiConfig ? { PKI_CONFIG: resolve(settings.pkiConfig) } : {}),
   };
-  // The HSM as production reaches it: a PKCS#11 library and a token by label. With SOFTHSM2_LIB set, the
-  // long-running processes open the token as it is (runtime/services.ts openToken) instead of rewriting
-  // softhsm2.conf at every start; provisioning creates it. TODO(key custody): RA token vs CA token here.
+  // The HSM as production reaches it: a PKCS#11 library and tokens by label. With SOFTHSM2_LIB set, the
+  // long-running processes open the tokens as they are (runtime/services.ts openTokens) instead of
+  // rewriting softhsm2.conf at every start; provisioning creates them. PINs per role below.
   const hsm: Record<string, string> = {
     SOFTHSM_DIR: paths.softhsm,
     SOFTHSM2_CONF: join(paths.softhsm, 'softhsm2.conf'),
     SOFTHSM2_LIB: findSoftHsmLibrary(),
-    HSM_TOKEN_LABEL: settings.hsmTokenLabel,
-    HSM_PIN: secrets.hsmPin,
+    HSM_RA_TOKEN_LABEL: `${settings.hsmTokenLabel}-ra`,
+    HSM_CA_TOKEN_LABEL: `${settings.hsmTokenLabel}-ca`,
+    HSM_DATA_TOKEN_LABEL: `${settings.hsmTokenLabel}-data`,
+  };
+  const pins = {
+    ra: { HSM_RA_PIN: secrets.hsmRaPin },
+    ca: { HSM_CA_PIN: secrets.hsmCaPin },
+    data: { HSM_DATA_PIN: secrets.hsmDataPin },
   };
   // Integration secrets the profiles file names (static challenge overrides, MDM and CA credentials) pass
   // through from the caller to the roles that verify and issue.
@@ -261,22 +291,40 @@ export function roleEnv(
 
   switch (role) {
     case 'provision':
-      return { ...product, ...hsm, HSM_SO_PIN: secrets.hsmSoPin, ...integration };
-    case 'api':
       return {
         ...product,
         ...hsm,
+        ...pins.ra,
+        ...pins.ca,
+        ...pins.data,
+        HSM_SO_PIN: secrets.hsmSoPin,
+        DATABASE_MIGRATION_URL: databaseUrl(settings, settings.databases.pki),
+        DATABASE_APP_ROLE: databaseAppRole(settings),
+        // db-migrate creates the role when missing (scripts/migrate.ts).
+        DATABASE_APP_PASSWORD: secrets.databaseAppPassword,
+        ...integration,
+      };
+    case 'api': {
+      const replica = Math.max(0, settings.ports.api.indexOf(opts.apiPort ?? settings.ports.api[0]!));
+      return {
+        ...product,
+        ...hsm,
+        ...pins.ra,
+        ...pins.data,
         ...integration,
         // Single-DES / RC2 SCEP clients need OpenSSL's legacy provider (package.json `npm run api`).
         NODE_OPTIONS: '--openssl-legacy-provider',
         API_HOST: '127.0.0.1',
         API_PORT: String(opts.apiPort ?? settings.ports.api[0]),
+        OPERATOR_HOST: '127.0.0.1',
+        OPERATOR_PORT: String(settings.ports.operatorApi[replica]),
         OPERATOR_TOKEN: secrets.operatorToken,
       };
+    }
     case 'worker-pki':
-      return { ...product, ...hsm, ...integration };
+      return { ...product, ...hsm, ...pins.data, ...integration };
     case 'worker-pki-hsm':
-      return { ...product, ...hsm, ...integration };
+      return { ...product, ...hsm, ...pins.ca, ...pins.data, ...integration };
   }
 }
 
@@ -311,9 +359,9 @@ function nodeScript(script: string, ...args: string[]): { command: string; args:
 /** The provisioning steps run before the product processes (role 'provision'), in order. */
 export function provisioningSteps(): Array<{ name: string; command: string; args: string[] }> {
   return [
-    // = `npm run hsm:init`: token + CA hierarchy (creates only what is missing).
+    // = `npm run hsm:init`: RA, CA and data tokens + CA hierarchy (creates only what is missing).
     { name: 'hsm-init', ...nodeScript('scripts/softhsm.ts') },
-    // = `npm run db:migrate`.
+    // = `npm run db:migrate`: as the schema owner, then grants the application role.
     { name: 'db-migrate', ...nodeScript('scripts/migrate.ts') },
   ];
 }

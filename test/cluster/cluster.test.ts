@@ -165,14 +165,24 @@ describe('the cluster as separate processes', () => {
     for (const env of [api, pki, hsm, temporal]) expect(env.has('HSM_SO_PIN')).toBe(false);
     expect(api.get('OPERATOR_TOKEN')).toBeTruthy();
     for (const env of [pki, hsm, temporal]) expect(env.has('OPERATOR_TOKEN')).toBe(false);
+    // Key custody: each role holds the PINs of its own tokens only.
+    const pinsOf = (env: Map<string, string>) =>
+      [...env.keys()].filter((k) => /^HSM_\w+_PIN$/.test(k)).sort();
+    expect(pinsOf(api)).toEqual(['HSM_DATA_PIN', 'HSM_RA_PIN']);
+    expect(pinsOf(pki)).toEqual(['HSM_DATA_PIN']);
+    expect(pinsOf(hsm)).toEqual(['HSM_CA_PIN', 'HSM_DATA_PIN']);
+    // The database as the application role; the owner's URL is provisioning's alone.
+    for (const env of [api, pki, hsm]) {
+      expect(new URL(env.get('DATABASE_URL')!).username).toBe(`${settings.databases.pki}_app`);
+      expect(env.has('DATABASE_MIGRATION_URL')).toBe(false);
+    }
     // The Temporal server gets no product configuration at all.
-    for (const key of ['HSM_PIN', 'DATABASE_URL', 'SOFTHSM2_CONF'])
+    for (const key of ['HSM_RA_PIN', 'HSM_CA_PIN', 'HSM_DATA_PIN', 'DATABASE_URL', 'SOFTHSM2_CONF'])
       expect(temporal.has(key), key).toBe(false);
     // Nothing leaks from the environment of whoever ran `up` (it set a canary before).
     for (const env of [api, pki, hsm, temporal]) expect(env.has(CANARY)).toBe(false);
     for (const env of [api, pki, hsm])
       expect(env.get('DATABASE_URL')).toMatch(new RegExp(`/${settings.databases.pki}$`));
-    // TODO(key custody): the API holds the RA token only, pki-hsm the CA token only, pki neither.
     expect(api.get('API_PORT')).toBe(String(settings.ports.api[0]));
   });
 

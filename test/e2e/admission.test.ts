@@ -62,7 +62,7 @@ const certificatesOf = (profile: string, deviceId: string) =>
     .from(certificates)
     .where(and(eq(certificates.profile, profile), eq(certificates.deviceId, deviceId)));
 const lifecycleState = async (profile: string, deviceId: string) => {
-  const response = await fetch(`${pipeline.url}/operator/devices/${profile}/${deviceId}`, {
+  const response = await fetch(`${pipeline.operatorUrl}/operator/devices/${profile}/${deviceId}`, {
     headers: bearer,
   });
   expect(response.status).toBe(200);
@@ -129,7 +129,7 @@ describe('no silent takeover of a device identity', () => {
       superseded: [],
     });
     expect(await certificatesOf('devices', 'victim-laptop')).toHaveLength(1);
-    const queue = await fetch(`${pipeline.url}/operator/enrollments?status=awaiting-approval`, {
+    const queue = await fetch(`${pipeline.operatorUrl}/operator/enrollments?status=awaiting-approval`, {
       headers: bearer,
     });
     const listed = (await queue.json()) as {
@@ -150,12 +150,12 @@ describe('no silent takeover of a device identity', () => {
     expect(pending.pkiStatus).toBe('3');
     // A retry signal is not an approval; then an operator approves.
     const wrong = await fetch(
-      `${pipeline.url}/operator/enrollments/${encodeURIComponent(waiting!.workflowId)}/retry`,
+      `${pipeline.operatorUrl}/operator/enrollments/${encodeURIComponent(waiting!.workflowId)}/retry`,
       { method: 'POST', headers: bearer, body: '{}' },
     );
     expect(wrong.status).toBe(409);
     const approved = await fetch(
-      `${pipeline.url}/operator/enrollments/${encodeURIComponent(waiting!.workflowId)}/approve`,
+      `${pipeline.operatorUrl}/operator/enrollments/${encodeURIComponent(waiting!.workflowId)}/approve`,
       { method: 'POST', headers: bearer, body: '{"by":"alice","note":"laptop replaced, ticket 4711"}' },
     );
     expect(approved.status).toBe(202);
@@ -359,7 +359,7 @@ describe('revocation covers the device', () => {
       )
       .toBe(1);
 
-    const revoke = await fetch(`${pipeline.url}/operator/devices/devices/revoked-laptop/revoke`, {
+    const revoke = await fetch(`${pipeline.operatorUrl}/operator/devices/devices/revoked-laptop/revoke`, {
       method: 'POST',
       headers: bearer,
       body: '{"reason":"keyCompromise","by":"alice"}',
@@ -445,7 +445,7 @@ describe('revocation covers the device', () => {
       .where(and(eq(devices.profile, 'devices'), eq(devices.deviceId, 'revoked-laptop')));
     expect(row?.blockedReason).toBe('revoked (keyCompromise)');
 
-    const readmit = await fetch(`${pipeline.url}/operator/devices/devices/revoked-laptop/readmit`, {
+    const readmit = await fetch(`${pipeline.operatorUrl}/operator/devices/devices/revoked-laptop/readmit`, {
       method: 'POST',
       headers: bearer,
       body: '{"by":"alice"}',

@@ -27,11 +27,12 @@ const CHALLENGE = 'test-challenge';
 beforeAll(async () => {
   // No HSM host yet and a 1 s wait: the first enrollment is answered PENDING and must be polled.
   // The floor worker bundles its workflow meanwhile, in the dev server's 'default' namespace.
-  [pipeline, keys, floorWorker] = await Promise.all([
+  [pipeline, floorWorker] = await Promise.all([
     startPipeline({ queues: ['pki'], enrollmentWaitMs: 1000 }),
-    generateDeviceKeys(3),
     startFloorWorker({ address: inject('stack').temporalAddress, namespace: 'default' }),
   ]);
+  // The devices' keys live in a token of the run (SoftHSM reads one configuration per process).
+  keys = await generateDeviceKeys(3, pipeline.tokens.get('data'));
   client = await ScepClient.connect({
     url: `${pipeline.url}/scep`,
     pollIntervalMs: 250,

@@ -151,7 +151,7 @@ describe('events never hold the PKI back', () => {
     const serialHex = await serialOf(run.certificatePem!, work);
     await new Promise((r) => setTimeout(r, 1000));
     const started = Date.now();
-    const revoke = await fetch(`${pipeline.url}/operator/devices/eventful/evt-revoked/revoke`, {
+    const revoke = await fetch(`${pipeline.operatorUrl}/operator/devices/eventful/evt-revoked/revoke`, {
       method: 'POST',
       headers: bearer,
       body: '{"reason":"keyCompromise","by":"alice"}',
@@ -167,7 +167,7 @@ describe('events never hold the PKI back', () => {
     expect(Date.now() - started).toBeLessThan(5000);
 
     const next = Date.now();
-    const readmit = await fetch(`${pipeline.url}/operator/devices/eventful/evt-revoked/readmit`, {
+    const readmit = await fetch(`${pipeline.operatorUrl}/operator/devices/eventful/evt-revoked/readmit`, {
       method: 'POST',
       headers: bearer,
       body: '{"by":"alice"}',
@@ -198,7 +198,7 @@ describe('events never hold the PKI back', () => {
     const issued = await createHsmActivities({
       config: pipeline.config,
       db: pipeline.db.db,
-      token: pipeline.token,
+      token: pipeline.tokens.get('ca'),
     }).issueCertificate({
       profile: 'eventful',
       enrollmentId,
@@ -213,7 +213,7 @@ describe('events never hold the PKI back', () => {
       pipeline.client.workflow.getHandle('device/eventful/evt-orphan').describe(),
     ).rejects.toThrow();
 
-    const url = `${pipeline.url}/operator/certificates/${serialHex.toUpperCase()}/revoke`;
+    const url = `${pipeline.operatorUrl}/operator/certificates/${serialHex.toUpperCase()}/revoke`;
     const revoked = await fetch(url, {
       method: 'POST',
       headers: bearer,
@@ -235,13 +235,19 @@ describe('events never hold the PKI back', () => {
       .from(certificates)
       .where(eq(certificates.serialHex, serialHex));
     expect(row).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise' });
-    const view = await fetch(`${pipeline.url}/operator/devices/eventful/evt-orphan`, { headers: bearer });
+    const view = await fetch(`${pipeline.operatorUrl}/operator/devices/eventful/evt-orphan`, {
+      headers: bearer,
+    });
     expect(await view.json()).toMatchObject({
       certificates: [expect.objectContaining({ serialHex, status: 'revoked' })],
     });
     expect(
-      (await fetch(`${pipeline.url}/operator/certificates/00ff/revoke`, { method: 'POST', headers: bearer }))
-        .status,
+      (
+        await fetch(`${pipeline.operatorUrl}/operator/certificates/00ff/revoke`, {
+          method: 'POST',
+          headers: bearer,
+        })
+      ).status,
     ).toBe(404);
   });
 
@@ -271,7 +277,7 @@ describe('events never hold the PKI back', () => {
     await expect
       .poll(
         async () => {
-          const listed = await fetch(`${pipeline.url}/operator/events?state=dead&profile=eventful`, {
+          const listed = await fetch(`${pipeline.operatorUrl}/operator/events?state=dead&profile=eventful`, {
             headers: bearer,
           });
           return ((await listed.json()) as { deliveries: unknown[] }).deliveries.length;
@@ -279,7 +285,7 @@ describe('events never hold the PKI back', () => {
         { timeout: 30_000 },
       )
       .toBeGreaterThanOrEqual(all.length);
-    const listed = await fetch(`${pipeline.url}/operator/events?state=dead&profile=eventful`, {
+    const listed = await fetch(`${pipeline.operatorUrl}/operator/events?state=dead&profile=eventful`, {
       headers: bearer,
     });
     const dead = (await listed.json()) as { deliveries: Array<{ id: string; lastError: string }> };
@@ -291,11 +297,14 @@ describe('events never hold the PKI back', () => {
     const before = broken.deliveries.filter(
       (d) => d.headers['x-pki-delivery'] === id && d.status === 204,
     ).length;
-    const redeliver = await fetch(`${pipeline.url}/operator/events/${encodeURIComponent(id)}/redeliver`, {
-      method: 'POST',
-      headers: bearer,
-      body: '{"by":"alice"}',
-    });
+    const redeliver = await fetch(
+      `${pipeline.operatorUrl}/operator/events/${encodeURIComponent(id)}/redeliver`,
+      {
+        method: 'POST',
+        headers: bearer,
+        body: '{"by":"alice"}',
+      },
+    );
     expect(redeliver.status).toBe(202);
     await expect
       .poll(

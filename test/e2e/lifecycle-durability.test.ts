@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Payload } from '@temporalio/common';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { handOffToLifecycle } from '../../activities/lifecycle.js';
@@ -17,6 +17,7 @@ import {
   deviceStateQuery,
   deviceWorkflowId,
 } from '../../workflows/definitions.js';
+import { encryptedClient } from '../support/encrypted-client.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -147,9 +148,8 @@ describe('timers of a device lifecycle', () => {
     worker = await startWorkerProcess({ queues: 'pki,pki-hsm', env: workerEnv });
     cleanups.push(stopWorker(worker));
     // A fresh connection for the checks: the pipeline's one saw its server die.
-    const connection = await Connection.connect({ address: server.address });
-    cleanups.push(() => connection.close());
-    const client = new Client({ connection, namespace });
+    const { client, close } = await encryptedClient(server.address, namespace);
+    cleanups.push(close);
 
     await waitForWorkflows(client, query('RenewalDue'), 1, 30_000);
     await expect.poll(deviceStatus, { timeout: 10_000 }).toBe('renewal_due');
@@ -185,9 +185,8 @@ describe('continue-as-new of a device lifecycle', () => {
       },
     });
     cleanups.push(stopWorker(worker));
-    const connection = await Connection.connect({ address: server.address });
-    cleanups.push(() => connection.close());
-    const client = new Client({ connection, namespace: 'default' });
+    const { client, codec, close } = await encryptedClient(server.address, 'default');
+    cleanups.push(close);
 
     // RenewalDue at 20 s, RenewalOverdue at 36 s, Expired at 40 s.
     const now = Date.now();
@@ -249,7 +248,9 @@ describe('continue-as-new of a device lifecycle', () => {
     const secondRun = client.workflow.getHandle(workflowId);
     const started = (await secondRun.fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!;
     expect(started.continuedExecutionRunId).toBe(firstRunId);
-    const carried = JSON.parse(Buffer.from(started.input!.payloads![0]!.data!).toString('utf8')).carried as
+    // Stored encrypted: read through the codec, as an operator's codec server would.
+    const [input] = await codec.decode([started.input!.payloads![0]! as Payload]);
+    const carried = JSON.parse(Buffer.from(input!.data!).toString('utf8')).carried as
       | DeviceLifecycleState
       | undefined;
     expect(carried).toEqual(before);

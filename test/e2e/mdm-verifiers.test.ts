@@ -220,7 +220,7 @@ describe('challenge webhook verification', () => {
 
 describe('one-time challenges', () => {
   it('works once: the second device presenting the same challenge is refused', async () => {
-    const created = await fetch(`${pipeline.url}/operator/profiles/onetime/challenges`, {
+    const created = await fetch(`${pipeline.operatorUrl}/operator/profiles/onetime/challenges`, {
       method: 'POST',
       headers: { authorization: 'Bearer operator-token', 'content-type': 'application/json' },
       body: JSON.stringify({ issuedTo: 'helpdesk ticket 42' }),
@@ -237,7 +237,7 @@ describe('one-time challenges', () => {
 
 describe('Jamf', () => {
   const scepChallenge = async () => {
-    const response = await fetch(`${pipeline.url}/jamf/jamf/scep-challenge`, {
+    const response = await fetch(`${pipeline.operatorUrl}/jamf/jamf/scep-challenge`, {
       method: 'POST',
       headers: {
         authorization: `Basic ${Buffer.from('jamf-hook:jamf-hook-password').toString('base64')}`,

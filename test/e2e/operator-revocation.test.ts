@@ -220,7 +220,7 @@ describe('operator revocation', () => {
       1,
       30_000,
     );
-    const url = `${pipeline.url}/operator/devices/ops/ops-api-laptop/revoke`;
+    const url = `${pipeline.operatorUrl}/operator/devices/ops/ops-api-laptop/revoke`;
     const post = (body: string, headers: Record<string, string> = bearer) =>
       fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
 
@@ -231,14 +231,18 @@ describe('operator revocation', () => {
     expect(((await badReason.json()) as { error: string }).error).toMatch(/reason must be one of/);
     expect((await post('{"reason":"keyCompromise","extra":1}')).status).toBe(400);
     expect((await post('not json')).status).toBe(400);
-    const unknownDevice = await fetch(`${pipeline.url}/operator/devices/ops/no-such-device/revoke`, {
+    const unknownDevice = await fetch(`${pipeline.operatorUrl}/operator/devices/ops/no-such-device/revoke`, {
       method: 'POST',
       headers: bearer,
     });
     expect(unknownDevice.status).toBe(404);
     expect(
-      (await fetch(`${pipeline.url}/operator/devices/nope/x/revoke`, { method: 'POST', headers: bearer }))
-        .status,
+      (
+        await fetch(`${pipeline.operatorUrl}/operator/devices/nope/x/revoke`, {
+          method: 'POST',
+          headers: bearer,
+        })
+      ).status,
     ).toBe(404);
 
     const revoked = await post('{"reason":"privilegeWithdrawn","by":"alice"}');
@@ -246,7 +250,9 @@ describe('operator revocation', () => {
     expect(await revoked.json()).toMatchObject({ workflowId: 'device/ops/ops-api-laptop' });
     await lifecycleRevoked('ops', 'ops-api-laptop');
 
-    const shown = await fetch(`${pipeline.url}/operator/devices/ops/ops-api-laptop`, { headers: bearer });
+    const shown = await fetch(`${pipeline.operatorUrl}/operator/devices/ops/ops-api-laptop`, {
+      headers: bearer,
+    });
     expect(shown.status).toBe(200);
     const body = (await shown.json()) as {
       workflowId: string;
@@ -269,9 +275,9 @@ describe('operator revocation', () => {
         revocation: expect.objectContaining({ reason: 'privilegeWithdrawn' }),
       }),
     ]);
-    expect((await fetch(`${pipeline.url}/operator/devices/ops/never-seen`, { headers: bearer })).status).toBe(
-      404,
-    );
+    expect(
+      (await fetch(`${pipeline.operatorUrl}/operator/devices/ops/never-seen`, { headers: bearer })).status,
+    ).toBe(404);
   }, 120_000);
 
   it('lists failed and escalated enrollments with their workflow ids', async () => {
@@ -282,7 +288,7 @@ describe('operator revocation', () => {
     });
     expect(refused.code).not.toBe(0);
     await waitForWorkflows(pipeline.client, 'DeviceId="ops-refused" AND PkiStatus="Failed"', 1, 30_000);
-    const listed = await fetch(`${pipeline.url}/operator/enrollments?status=failed&profile=ops`, {
+    const listed = await fetch(`${pipeline.operatorUrl}/operator/enrollments?status=failed&profile=ops`, {
       headers: bearer,
     });
     expect(listed.status).toBe(200);
@@ -293,17 +299,17 @@ describe('operator revocation', () => {
     expect(entry?.workflowId).toMatch(/^enroll\/ops\//);
     expect(entry?.failure?.reason).toBe('challenge password does not match');
 
-    const escalated = await fetch(`${pipeline.url}/operator/enrollments?status=escalated`, {
+    const escalated = await fetch(`${pipeline.operatorUrl}/operator/enrollments?status=escalated`, {
       headers: bearer,
     });
     expect(escalated.status).toBe(200);
     expect(await escalated.json()).toMatchObject({ enrollments: [] });
-    const bad = await fetch(`${pipeline.url}/operator/enrollments?status=bogus`, { headers: bearer });
+    const bad = await fetch(`${pipeline.operatorUrl}/operator/enrollments?status=bogus`, { headers: bearer });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toMatch(
       /status must be escalated, awaiting-approval or failed/,
     );
-    expect((await fetch(`${pipeline.url}/operator/enrollments?status=failed`)).status).toBe(401);
+    expect((await fetch(`${pipeline.operatorUrl}/operator/enrollments?status=failed`)).status).toBe(401);
   }, 120_000);
 
   it('scripts/revoke.ts revokes from the command line', async () => {
@@ -358,7 +364,7 @@ describe('MDM-driven removal', () => {
   it('a Jamf webhook revokes the device (by serial number) and ends its lifecycle', async () => {
     const serial = 'C02OPSJAMF01';
     jamf.knobs.computers.add(serial);
-    const made = await fetch(`${pipeline.url}/operator/profiles/op-jamf/challenges`, {
+    const made = await fetch(`${pipeline.operatorUrl}/operator/profiles/op-jamf/challenges`, {
       method: 'POST',
       headers: bearer,
     });
@@ -382,7 +388,7 @@ describe('MDM-driven removal', () => {
       event: { serialNumber: serial, udid: '00008030-000A1D2E0C38802E', deviceName: 'test iPad' },
     });
     const send = (authorization: string, body = event) =>
-      fetch(`${pipeline.url}/mdm/op-jamf/device-removed`, {
+      fetch(`${pipeline.operatorUrl}/mdm/op-jamf/device-removed`, {
         method: 'POST',
         headers: { authorization, 'content-type': 'application/json' },
         body,
@@ -455,7 +461,7 @@ describe('MDM-driven removal', () => {
       'X-PKI-Signature': createHmac('sha256', key).update(`${at}.${delivery}.${body}`).digest('hex'),
     });
     const send = (body: string, headers: Record<string, string>) =>
-      fetch(`${pipeline.url}/mdm/ops/device-removed`, { method: 'POST', headers, body });
+      fetch(`${pipeline.operatorUrl}/mdm/ops/device-removed`, { method: 'POST', headers, body });
     const body = JSON.stringify({ deviceId: 'ops-hmac-laptop', source: 'mdm-sync' });
     // Signed for another body, unsigned, or signed with the operator token (which used to work).
     expect(
@@ -488,7 +494,7 @@ describe('MDM-driven removal', () => {
     });
 
     // An operator readmits it; it enrolls again. The attacker replays the captured removal.
-    const readmit = await fetch(`${pipeline.url}/operator/devices/ops/ops-hmac-laptop/readmit`, {
+    const readmit = await fetch(`${pipeline.operatorUrl}/operator/devices/ops/ops-hmac-laptop/readmit`, {
       method: 'POST',
       headers: { ...bearer, 'content-type': 'application/json' },
       body: '{"by":"alice","note":"device reissued to Bob"}',
@@ -507,7 +513,7 @@ describe('MDM-driven removal', () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect((await certificateRow(again.serialHex))?.status).toBe('valid');
     expect(
-      (await fetch(`${pipeline.url}/mdm/nope/device-removed`, { method: 'POST', body: '{}' })).status,
+      (await fetch(`${pipeline.operatorUrl}/mdm/nope/device-removed`, { method: 'POST', body: '{}' })).status,
     ).toBe(404);
   }, 120_000);
 });

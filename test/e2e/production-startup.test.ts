@@ -15,7 +15,11 @@ const work = mkdtempSync(join(tmpdir(), 'prod-start-'));
 const example = JSON.parse(readFileSync(join(PROJECT_ROOT, 'config', 'pki.production.example.json'), 'utf8'));
 const goodEnv = {
   PKI_ENV: 'production',
-  HSM_PIN: 'a-real-pin-4242',
+  HSM_RA_PIN: 'a-real-ra-pin-4242',
+  HSM_DATA_PIN: 'a-real-data-pin-4242',
+  HSM_RA_TOKEN_LABEL: 'acme-ra',
+  HSM_CA_TOKEN_LABEL: 'acme-ca',
+  HSM_DATA_TOKEN_LABEL: 'acme-data',
   OPERATOR_TOKEN: 'x'.repeat(48),
   // Past the checks, the process opens the HSM: none here, so a control run stops there instead.
   PKCS11_LIBRARY: join(work, 'no-such-pkcs11.so'),
@@ -63,8 +67,19 @@ describe.concurrent('PKI_ENV=production start-up', () => {
       {},
       /profile windows: mdm\.type static-challenge vouches for no device.*allowStaticChallenge: true/,
     ],
-    ['the development HSM PIN', example, { HSM_PIN: '1234' }, /HSM_PIN is a development default PIN/],
-    ['no HSM PIN at all', example, { HSM_PIN: undefined }, /HSM_PIN is not set/],
+    [
+      'the development RA token PIN',
+      example,
+      { HSM_RA_PIN: '1234' },
+      /HSM_RA_PIN is a development default PIN/,
+    ],
+    ['no data token PIN at all', example, { HSM_DATA_PIN: undefined }, /HSM_DATA_PIN is not set/],
+    [
+      'the RA and CA domains on one token',
+      example,
+      { HSM_CA_TOKEN_LABEL: 'acme-ra' },
+      /HSM_RA_TOKEN_LABEL and HSM_CA_TOKEN_LABEL both name "acme-ra": each key domain needs its own token/,
+    ],
     [
       'no OPERATOR_TOKEN',
       example,

@@ -15,7 +15,7 @@ import { scepclientEnroll } from '../support/scep-clients.js';
 let pipeline: Pipeline;
 let work: string;
 
-const deps = () => ({ db: pipeline.db.db, token: pipeline.token, config: pipeline.config });
+const deps = () => ({ db: pipeline.db.db, token: pipeline.tokens.get('ca'), config: pipeline.config });
 const pemOf = (bytes: Uint8Array, label: string) =>
   `-----BEGIN ${label}-----\n${Buffer.from(bytes)
     .toString('base64')

@@ -97,7 +97,7 @@ function message(opts: {
 /** A certificate of ours (issued by the devices CA key in the HSM, stored like any other) with chosen validity. */
 async function ourCertificate(cn: string, notBefore: Date, notAfter: Date): Promise<Signer> {
   const device = await makeDevice(work, cn);
-  const { issuing } = await loadProfileChain(pipeline.token, pipeline.config, 'devices');
+  const { issuing } = await loadProfileChain(pipeline.tokens.get('ra'), pipeline.config, 'devices');
   const keyLabel = 'issuing-ca/devices';
   const der = await buildCertificate({
     serialNumber: Uint8Array.from([0x11, ...randomBytes(15)]),
@@ -105,7 +105,7 @@ async function ourCertificate(cn: string, notBefore: Date, notAfter: Date): Prom
     subjectPublicKeyInfo: certificateInfo(device.certDer).subjectPublicKeyInfo,
     notBefore,
     notAfter,
-    issuer: { kind: 'ca', certificate: issuing, signer: await pipeline.token.signer(keyLabel) },
+    issuer: { kind: 'ca', certificate: issuing, signer: await pipeline.tokens.get('ca').signer(keyLabel) },
     extensions: {
       keyUsages: ['digitalSignature', 'keyEncipherment'],
       extendedKeyUsages: ['1.3.6.1.5.5.7.3.2'],
@@ -226,7 +226,7 @@ describe('renewal signer checks (RenewalReq, and PKCSReq signed by an issued cer
     const [row] = await rowsOf('rules-revoked');
     await createHsmActivities({
       db: pipeline.db.db,
-      token: pipeline.token,
+      token: pipeline.tokens.get('ca'),
       config: pipeline.config,
     }).revokeCertificate({
       issuingCa: row!.issuingCa,
@@ -345,7 +345,7 @@ describe('the service under a mixed burst', () => {
     const [revokedRow] = await rowsOf('burst-revoked');
     await createHsmActivities({
       db: pipeline.db.db,
-      token: pipeline.token,
+      token: pipeline.tokens.get('ca'),
       config: pipeline.config,
     }).revokeCertificate({
       issuingCa: revokedRow!.issuingCa,

@@ -2,8 +2,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PROJECT_ROOT } from '../../config/load.js';
+import { payloadCodecOf } from '../../runtime/services.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -21,6 +22,7 @@ const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.m
 let pipeline: Pipeline;
 
 beforeAll(async () => {
+  process.env.OPERATOR_TOKEN ??= 'replay-fixtures-operator-token';
   pipeline = await startPipeline();
 });
 afterAll(async () => {
@@ -58,21 +60,32 @@ describe('workflow histories replay against the current workflow code', () => {
         .getHandle(lifecycle!.workflowId, lifecycle!.runId)
         .fetchHistory(),
     };
+    // The histories hold ciphertext (runtime/payload-codec.ts): replay decrypts with the data token.
+    const dataConverter = { payloadCodecs: [payloadCodecOf(pipeline.tokens.get('data'))] };
     for (const [name, history] of Object.entries(recorded)) {
-      await Worker.runReplayHistory({ workflowsPath }, history, `${name}-this-run`);
+      await Worker.runReplayHistory({ workflowsPath, dataConverter }, history, `${name}-this-run`);
       if (process.env.UPDATE_HISTORY_FIXTURES) {
-        // Exported the way an operator would, with the temporal CLI.
+        // Exported the way an operator would, with the temporal CLI, decoded by the codec server so
+        // the fixture replays without the HSM.
         const { workflowId, runId } = name === 'enrollment' ? enrollment! : lifecycle!;
-        const shown = await temporalCli(pipeline, [
-          'workflow',
-          'show',
-          '--workflow-id',
-          workflowId,
-          '--run-id',
-          runId,
-          '--output',
-          'json',
-        ]);
+        const shown = await temporalCli(
+          pipeline,
+          [
+            'workflow',
+            'show',
+            '--workflow-id',
+            workflowId,
+            '--run-id',
+            runId,
+            '--output',
+            'json',
+            '--codec-endpoint',
+            `${pipeline.operatorUrl}/codec`,
+            '--codec-auth',
+            `Bearer ${process.env.OPERATOR_TOKEN}`,
+          ],
+          { SSL_CERT_FILE: inject('stack').env.NODE_EXTRA_CA_CERTS },
+        );
         expect(shown.code, shown.output).toBe(0);
         mkdirSync(FIXTURES, { recursive: true });
         writeFileSync(join(FIXTURES, `${name}-${new Date().toISOString().slice(0, 10)}.json`), shown.output);

@@ -8,19 +8,29 @@ import type { PkiConfig } from '../../config/profile-types.js';
 import { runtimeSettings } from '../../config/runtime.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
 import { ensurePkiHierarchy } from '../../hsm/provision.js';
-import type { HsmToken } from '../../hsm/token.js';
+import type { TokenSet } from '../../hsm/token-set.js';
 import { startInProcess } from '../../runtime/in-process.js';
-import { connectTemporal, ensureUpstreamChains, openToken } from '../../runtime/services.js';
+import {
+  connectTemporal,
+  ensureUpstreamChains,
+  openTokens,
+  payloadCodecOf,
+  TOKENS_OF,
+} from '../../runtime/services.js';
 import { ensureSearchAttributes } from '../../scripts/temporal-dev-server.js';
 import type { QueueName } from '../../worker/workers.js';
 
 export interface Pipeline {
+  /** The public listener: SCEP, CRL, OCSP (what devices and relying parties reach). */
   url: string;
+  /** The operator listener (HTTPS, operator token or certificate): operator API, MDM webhooks, codec. */
+  operatorUrl: string;
   temporalAddress: string;
   config: PkiConfig;
   client: Client;
   db: DatabaseHandle;
-  token: HsmToken;
+  /** Every token, as a ceremony opens them (the pipeline's parts each use only their own). */
+  tokens: TokenSet;
   ras: Map<string, ProfileRa>;
   /** Starts a worker for a queue that is not running (e.g. bring the HSM host back). */
   startQueue(queue: QueueName): Promise<void>;
@@ -57,23 +67,26 @@ export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipelin
     // Test files run in parallel: each gets its own namespace, so no worker serves another file's tasks.
     temporalNamespace: opts.namespace ?? `test-${randomUUID().slice(0, 8)}`,
     api: { host: '127.0.0.1', port: 0 },
+    operator: { ...runtimeSettings().operator, port: 0 },
   };
   const config = loadPkiConfig();
   if (opts.enrollmentWaitMs !== undefined)
     for (const p of config.profiles) p.enrollmentWaitMs = opts.enrollmentWaitMs;
   opts.configure?.(config);
 
-  const token = await openToken(settings);
+  const tokens = await openTokens(settings, TOKENS_OF.ceremony);
   // Profiles a test added get their CA and RA certificate (idempotent for the others).
-  await ensurePkiHierarchy(token, config);
-  await ensureUpstreamChains(token, config);
+  await ensurePkiHierarchy(tokens, config);
+  await ensureUpstreamChains(tokens.get('ra'), config);
+  const codec = payloadCodecOf(tokens.get('data'));
   const db = await openDatabase({ url: settings.databaseUrl, pgliteDir: '', maxConnections: 4 });
-  const client = await connectTemporal(settings);
+  const client = await connectTemporal(settings, codec);
   await registerNamespace(client, settings.temporalNamespace);
   const pipeline = await startInProcess({
     settings,
     config,
-    token,
+    tokens,
+    codec,
     database: db,
     client,
     queues: opts.queues,
@@ -82,11 +95,12 @@ export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipelin
 
   return {
     url: pipeline.api.url,
+    operatorUrl: pipeline.api.operatorUrl!,
     temporalAddress: settings.temporalAddress,
     config,
     client,
     db,
-    token,
+    tokens,
     ras: pipeline.ras,
     startQueue: pipeline.startQueue,
     stopQueue: pipeline.stopQueue,
@@ -94,7 +108,7 @@ export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipelin
       await pipeline.stop();
       await client.connection.close();
       await db.close();
-      await token.close();
+      await tokens.close();
     },
   };
 }

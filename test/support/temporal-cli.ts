@@ -6,14 +6,13 @@ import { exec } from './scep-clients.js';
 export async function temporalCli(
   pipeline: Pipeline,
   args: string[],
+  env?: NodeJS.ProcessEnv,
 ): Promise<{ code: number; output: string }> {
   const cli = await findTemporalCli();
   if (!cli) throw new Error('temporal CLI not found (run npx tsx scripts/temporal-cli.ts)');
-  return exec(cli, [
-    ...args,
-    '--address',
-    pipeline.temporalAddress,
-    '--namespace',
-    pipeline.client.options.namespace,
-  ]);
+  return exec(
+    cli,
+    [...args, '--address', pipeline.temporalAddress, '--namespace', pipeline.client.options.namespace],
+    env ? { env: { ...process.env, ...env } } : {},
+  );
 }

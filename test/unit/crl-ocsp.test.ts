@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PkiConfig, pkiConfigSchema } from '../../config/profile-types.js';
 import { ensurePkiHierarchy, loadProfileChain } from '../../hsm/provision.js';
 import type { HsmToken } from '../../hsm/token.js';
+import type { TokenSet } from '../../hsm/token-set.js';
 import type { HashName, Signer } from '../../pki/keys.js';
 import { buildOcspResponse, certIdNamesIssuer, ocspError, parseOcspRequest } from '../../pki/ocsp.js';
 import { buildCertificate, certificateInfo, rawSubject } from '../../pki/x509/certificate.js';
@@ -54,11 +55,12 @@ const config: PkiConfig = pkiConfigSchema.parse({
 
 let dir: string;
 let token: HsmToken;
+let tokens: TokenSet;
 let closeToken: () => Promise<void>;
 
 beforeAll(async () => {
-  ({ dir, token, close: closeToken } = await openThrowawayToken('crl-ocsp-test'));
-  await ensurePkiHierarchy(token, config);
+  ({ dir, token, tokens, close: closeToken } = await openThrowawayToken('crl-ocsp-test'));
+  await ensurePkiHierarchy(tokens, config);
 });
 
 afterAll(async () => {

@@ -38,7 +38,7 @@ function readAttributesElsewhere(config: HsmConfig, label: string) {
       if (found.length === 0) continue;
       const o = found.items(0);
       const attrs = {};
-      for (const a of ['token', 'private', 'sensitive', 'extractable', 'alwaysSensitive', 'neverExtractable', 'sign', 'decrypt', 'unwrap', 'encrypt', 'id']) {
+      for (const a of ['token', 'private', 'sensitive', 'extractable', 'alwaysSensitive', 'neverExtractable', 'sign', 'decrypt', 'unwrap', 'derive', 'encrypt', 'wrap', 'id']) {
         try { const v = o.getAttribute(a); attrs[a] = Buffer.isBuffer(v) ? v.toString('hex') : v; } catch (e) { attrs[a] = 'error: ' + e.message; }
       }
       for (const a of ['privateExponent', 'value']) {
@@ -72,7 +72,7 @@ describe('HsmToken on SoftHSM', () => {
     };
     token = await HsmToken.open(config);
     for (const alg of ['rsa-2048', 'ec-p256', 'ec-p384'] as const) {
-      spkis.set(alg, (await token.generateKeyPair(alg, alg)).spki);
+      spkis.set(alg, (await token.generateKeyPair(alg, alg, alg.startsWith('rsa') ? 'ra' : 'signing')).spki);
     }
   });
 
@@ -104,9 +104,25 @@ describe('HsmToken on SoftHSM', () => {
       expect(attrs.public?.token).toBe(true);
       expect(attrs.public?.id).toBe(attrs.private?.id);
     }
+    // An RA key decrypts SCEP envelopes and signs replies; no key here wraps, unwraps or derives.
     const rsa = readAttributesElsewhere(config, 'rsa-2048').private;
-    expect(rsa).toMatchObject({ decrypt: true, unwrap: true });
+    expect(rsa).toMatchObject({ decrypt: true, unwrap: false, derive: false });
     expect(rsa?.privateExponent).toMatch(/CKR_ATTRIBUTE_SENSITIVE/);
+  });
+
+  it('narrows an older key to its role: a CA key that could decrypt can afterwards only sign', async () => {
+    // A key generated before key custody, with every usage on, as earlier releases made CA keys.
+    await token.generateKeyPair('old-ca', 'rsa-2048', 'ra');
+    expect(readAttributesElsewhere(config, 'old-ca').private).toMatchObject({ sign: true, decrypt: true });
+    expect(await token.enforceKeyUsage('old-ca', 'signing')).toEqual(['decrypt', 'encrypt']);
+    expect(readAttributesElsewhere(config, 'old-ca').private).toMatchObject({
+      sign: true,
+      decrypt: false,
+      unwrap: false,
+    });
+    expect(await token.enforceKeyUsage('old-ca', 'signing')).toEqual([]);
+    // It still signs.
+    expect((await token.signer('old-ca')).keyAlgorithm).toBe('rsa-2048');
   });
 
   it('returns the SPKI of stored public keys, and undefined for unknown labels', async () => {
@@ -120,7 +136,9 @@ describe('HsmToken on SoftHSM', () => {
   });
 
   it('refuses to generate a second key pair under an existing label', async () => {
-    await expect(token.generateKeyPair('rsa-2048', 'rsa-2048')).rejects.toThrow(/already has a private key/);
+    await expect(token.generateKeyPair('rsa-2048', 'rsa-2048', 'ra')).rejects.toThrow(
+      /already has a private key/,
+    );
   });
 
   it.each([
@@ -162,7 +180,7 @@ describe('HsmToken on SoftHSM', () => {
     expect(error).toBeInstanceOf(HsmKeyNotFoundError);
     expect((error as Error).message).toBe('HSM token "unit-test" has no private key labelled "missing-key"');
     // A key generated after a failed lookup is found: misses are not cached.
-    await token.generateKeyPair('missing-key', 'ec-p256');
+    await token.generateKeyPair('missing-key', 'ec-p256', 'signing');
     expect((await token.signer('missing-key')).keyAlgorithm).toBe('ec-p256');
   });
 

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { rateLimitFromEnv } from '../../api/http/rate-limit.js';
 import { mdmRoutes } from '../../api/mdm/index.js';
 import { operatorRoutes } from '../../api/operator/index.js';
-import { type RevocationService, revocationRoutes } from '../../api/revocation-routes.js';
+import { revocationRoutes } from '../../api/revocation/routes.js';
+import type { RevocationService } from '../../api/revocation/service.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 

@@ -9,6 +9,7 @@ import type { LocalCaConfig, PkiConfig, Profile } from '../../config/profile-typ
 import { profileSchema } from '../../config/profile-types.js';
 import { ensurePkiHierarchy, issuingCertificateLabel, loadProfileChain } from '../../hsm/provision.js';
 import type { HsmToken } from '../../hsm/token.js';
+import type { TokenSet } from '../../hsm/token-set.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
 import { parseCsr } from '../../pki/x509/csr.js';
 import { encodeName, nameToText } from '../../pki/x509/name.js';
@@ -67,11 +68,12 @@ const config: PkiConfig = {
 
 let dir: string;
 let token: HsmToken;
+let tokens: TokenSet;
 let closeToken: () => Promise<void>;
 
 beforeAll(async () => {
-  ({ dir, token, close: closeToken } = await openThrowawayToken('x509-test'));
-  await ensurePkiHierarchy(token, config);
+  ({ dir, token, tokens, close: closeToken } = await openThrowawayToken('x509-test'));
+  await ensurePkiHierarchy(tokens, config);
 });
 
 afterAll(async () => {
@@ -266,7 +268,7 @@ describe('ensurePkiHierarchy', () => {
   it('creates nothing new when run again, and only the missing CA for an added profile', async () => {
     const before = await Promise.all(config.profiles.map((p) => loadProfileChain(token, config, p.name)));
     const raKey = await token.publicKey(config.ra.keyLabel);
-    await ensurePkiHierarchy(token, config);
+    await ensurePkiHierarchy(tokens, config);
     const after = await Promise.all(config.profiles.map((p) => loadProfileChain(token, config, p.name)));
     expect(after).toEqual(before);
     expect(await token.publicKey(config.ra.keyLabel)).toEqual(raKey);
@@ -276,7 +278,7 @@ describe('ensurePkiHierarchy', () => {
       /lacks the ra .*issuing .*"phones"/,
     );
     // Two starts at once (e.g. API and worker in one process) must not both create the new CA.
-    await Promise.all([ensurePkiHierarchy(token, grown), ensurePkiHierarchy(token, grown)]);
+    await Promise.all([ensurePkiHierarchy(tokens, grown), ensurePkiHierarchy(tokens, grown)]);
     const grownChains = await Promise.all(grown.profiles.map((p) => loadProfileChain(token, grown, p.name)));
     expect(grownChains.slice(0, 2)).toEqual(before);
     const phones = grownChains[2]!;

@@ -11,6 +11,7 @@ import { and, eq } from 'drizzle-orm';
 import type { Profile } from '../../../config/profile-types.js';
 import type { Database } from '../../../db/client.js';
 import { certificates, upstreamSubmissions } from '../../../db/schema.js';
+import { fromPem, toPem } from '../../../pki/pem.js';
 import { attributeType } from '../../../pki/x509/attribute-types.js';
 import { certificateInfo } from '../../../pki/x509/certificate.js';
 import { FAILURE, TASK_QUEUE } from '../../../workflows/definitions.js';
@@ -234,7 +235,7 @@ export function requestBody(request: IssuanceRequest, profile: Profile): AtlasCe
     ...(usages.length > 0
       ? { key_usages: Object.fromEntries(usages.map((u) => [KEY_USAGE_FIELDS[u] ?? u, true])) }
       : {}),
-    public_key: derToPem(request.csr.der, 'CERTIFICATE REQUEST'),
+    public_key: toPem(request.csr.der, 'CERTIFICATE REQUEST'),
   };
 }
 
@@ -256,16 +257,11 @@ function subjectDn(rdns: Array<[string, string]>): Record<string, unknown> {
 
 const unixSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
 
+/** Atlas speaks PEM; a body without a certificate in it is Atlas's error, named as such. */
 export function pemToDer(pem: string): Uint8Array {
-  const body = /-----BEGIN [^-]+-----([\s\S]+?)-----END [^-]+-----/.exec(pem)?.[1];
-  if (!body) throw new Error('Atlas returned a certificate that is not PEM');
-  return new Uint8Array(Buffer.from(body.replace(/\s+/g, ''), 'base64'));
-}
-
-function derToPem(der: Uint8Array, label: string): string {
-  const lines =
-    Buffer.from(der)
-      .toString('base64')
-      .match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+  try {
+    return fromPem(pem);
+  } catch {
+    throw new Error('Atlas returned a certificate that is not PEM');
+  }
 }

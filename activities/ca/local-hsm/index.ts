@@ -5,13 +5,13 @@
 import type { LocalCaConfig, PkiConfig, Profile } from '../../../config/profile-types.js';
 import { runtimeSettings } from '../../../config/runtime.js';
 import type { Database } from '../../../db/client.js';
-import { loadProfileChain } from '../../../hsm/provision.js';
 import type { HsmToken } from '../../../hsm/token.js';
 import { buildCertificate } from '../../../pki/x509/certificate.js';
 import { encodeName } from '../../../pki/x509/name.js';
 import { HSM_TASK_QUEUE } from '../../../workflows/definitions.js';
 import type { CaAdapter } from '../adapter.js';
 import { latestCrlLists, publishCrl } from './crl.js';
+import { certifyOcspResponder } from './ocsp-responder.js';
 import { type RandomSource, reserveSerial } from './serials.js';
 
 export interface LocalHsmDeps {
@@ -23,7 +23,11 @@ export interface LocalHsmDeps {
 }
 
 export function localHsmAdapter(deps: LocalHsmDeps, profile: Profile, ca: LocalCaConfig): CaAdapter {
-  const issuingCertificate = loadProfileChain(deps.token, deps.config, profile.name).then((c) => c.issuing);
+  const issuingCertificate = deps.token.certificate(ca.keyLabel).then((der) => {
+    if (!der)
+      throw new Error(`HSM token "${deps.token.tokenLabel}" holds no certificate for "${ca.keyLabel}"`);
+    return der;
+  });
   const signer = deps.token.signer(ca.keyLabel);
   // Keep a rejected lookup from surfacing as an unhandled rejection before the first issue().
   issuingCertificate.catch(() => {});
@@ -84,5 +88,6 @@ export function localHsmAdapter(deps: LocalHsmDeps, profile: Profile, ca: LocalC
     },
 
     publishCrl: (issuingCa) => publishCrl(deps, { issuingCa }),
+    certifyOcspResponder: (issuingCa) => certifyOcspResponder(deps, issuingCa),
   };
 }
