@@ -6,6 +6,7 @@ import { createDecipheriv, createHash, verify, X509Certificate } from 'node:cryp
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { KeyTransportDecrypter } from '../keys.js';
+import { parsedCertificate } from '../x509/parsed.js';
 import { CIPHER_SPECS, CMS, cipherByOid, DIGEST_BY_OID, SCEP_ATTR } from './oids.js';
 import type {
   ContentCipher,
@@ -285,7 +286,7 @@ async function openEnvelope(
 
   const ourCerts = ra.certificates.flatMap((der) => {
     try {
-      return [pkijs.Certificate.fromBER(der)];
+      return [parsedCertificate(der)];
     } catch {
       return [];
     }

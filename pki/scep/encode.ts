@@ -13,6 +13,7 @@ import {
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import type { HashName, Signer } from '../keys.js';
+import { parsedCertificate } from '../x509/parsed.js';
 import { CIPHER_SPECS, CMS, DIGEST_OID_BY_NAME, ECDSA, RSA, SCEP_ATTR } from './oids.js';
 import type { CertRep, ContentCipher } from './types.js';
 import { FAIL_INFO_CODES, MESSAGE_TYPE_CODES } from './types.js';
@@ -23,7 +24,7 @@ export function encodeCertsOnly(certificates: Uint8Array[], crls?: Uint8Array[])
     version: 1,
     digestAlgorithms: [],
     encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: CMS.data }),
-    certificates: certificates.map((der) => pkijs.Certificate.fromBER(der)),
+    certificates: certificates.map(parsedCertificate),
     signerInfos: [],
   });
   if (crls && crls.length > 0)
@@ -93,7 +94,7 @@ async function signedByRa(
   const setDer = new Uint8Array(new asn1js.Set({ value: attributes.map((a) => a.toSchema()) }).toBER(false));
   const signature = await ra.signer.sign(setDer, digest);
 
-  const raCert = pkijs.Certificate.fromBER(ra.certificate);
+  const raCert = parsedCertificate(ra.certificate);
   const digestAlgorithm = new pkijs.AlgorithmIdentifier({ algorithmId: DIGEST_OID_BY_NAME[digest] });
   const signerInfo = new pkijs.SignerInfo({
     version: 1,
@@ -107,7 +108,7 @@ async function signedByRa(
     version: 1,
     digestAlgorithms: [digestAlgorithm],
     encapContentInfo: new pkijs.EncapsulatedContentInfo({ eContentType: CMS.data }),
-    certificates: [raCert, ...(ra.chain ?? []).map((der) => pkijs.Certificate.fromBER(der))],
+    certificates: [raCert, ...(ra.chain ?? []).map(parsedCertificate)],
     signerInfos: [signerInfo],
   });
   const schema = signedData.toSchema(true);
@@ -140,7 +141,7 @@ export interface EnvelopeRecipient {
 export function envelopeRecipient(certificateDer: Uint8Array): EnvelopeRecipient {
   return {
     publicKey: new X509Certificate(certificateDer).publicKey,
-    id: issuerAndSerialOf(pkijs.Certificate.fromBER(certificateDer)),
+    id: issuerAndSerialOf(parsedCertificate(certificateDer)),
   };
 }
 

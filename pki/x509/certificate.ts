@@ -7,6 +7,7 @@ import * as pkijs from 'pkijs';
 import type { KeyUsageName } from '../../config/profile-types.js';
 import type { HashName, KeyAlgorithm, Signer } from '../keys.js';
 import { encodeGeneralNames, nameToText, toArrayBuffer } from './name.js';
+import { ParsedCache, parsedCertificate } from './parsed.js';
 import type { SubjectAltNames } from './types.js';
 
 export type { SubjectAltNames } from './types.js';
@@ -39,17 +40,18 @@ export interface CertificateParams {
   };
 }
 
+/** Shared between the readers of one certificate (pki/x509/parsed.ts): frozen. */
 export interface CertificateInfo {
   /** Lower-case hex of the serial's value, without a sign byte. */
-  serialHex: string;
-  subject: string;
-  issuer: string;
-  notBefore: Date;
-  notAfter: Date;
-  sha256Hex: string;
-  subjectPublicKeyInfo: Uint8Array;
-  subjectKeyIdentifier?: Uint8Array;
-  isCa: boolean;
+  readonly serialHex: string;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly sha256Hex: string;
+  readonly subjectPublicKeyInfo: Uint8Array;
+  readonly subjectKeyIdentifier?: Uint8Array;
+  readonly isCa: boolean;
 }
 
 const OID = {
@@ -120,7 +122,7 @@ export async function buildCertificate(p: CertificateParams): Promise<Uint8Array
     authorityKeyId = subjectKeyId;
     issuerSpki = p.subjectPublicKeyInfo;
   } else {
-    const issuerCert = pkijs.Certificate.fromBER(p.issuer.certificate);
+    const issuerCert = parsedCertificate(p.issuer.certificate);
     issuerName = rawSubject(p.issuer.certificate);
     const issuerSki = skiOf(issuerCert);
     if (!issuerSki)
@@ -155,11 +157,18 @@ export async function buildCertificate(p: CertificateParams): Promise<Uint8Array
   return new Uint8Array(cert.toSchema().toBER());
 }
 
+const infos = new ParsedCache<CertificateInfo>();
+
+/** What the product reads of a certificate; computed once per DER and process (pki/x509/parsed.ts). */
 export function certificateInfo(der: Uint8Array): CertificateInfo {
-  const cert = pkijs.Certificate.fromBER(der);
+  return infos.get(der, readCertificateInfo);
+}
+
+function readCertificateInfo(der: Uint8Array): CertificateInfo {
+  const cert = parsedCertificate(der);
   const subjectKeyId = skiOf(cert);
   const basicConstraints = extensionValue(cert, OID.basicConstraints);
-  return {
+  return Object.freeze({
     serialHex: unsignedHex(cert.serialNumber.valueBlock.valueHexView),
     subject: nameToText(new Uint8Array(cert.subject.toSchema().toBER())),
     issuer: nameToText(new Uint8Array(cert.issuer.toSchema().toBER())),
@@ -171,7 +180,7 @@ export function certificateInfo(der: Uint8Array): CertificateInfo {
     isCa: basicConstraints
       ? new pkijs.BasicConstraints({ schema: asn1js.fromBER(toArrayBuffer(basicConstraints)).result }).cA
       : false,
-  };
+  });
 }
 
 /** RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING value. */
@@ -182,7 +191,7 @@ export function subjectKeyIdentifier(spkiDer: Uint8Array): Uint8Array {
 
 /** DER of the certificate's subject Name as it sits in the certificate. */
 export function rawSubject(certificateDer: Uint8Array): Uint8Array {
-  const cert = pkijs.Certificate.fromBER(certificateDer);
+  const cert = parsedCertificate(certificateDer);
   return new Uint8Array(cert.subject.toSchema().toBER());
 }
 
