@@ -1,10 +1,16 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkCertificateRecords, runningEnrollments } from '../../bench/accounting.js';
+import type { EnrollmentRecord } from '../../bench/enrollment-load.js';
+import { type DeviceKey, generateDeviceKeys, ScepClient } from '../../bench/scep-client/index.js';
 import { PROJECT_ROOT } from '../../config/load.js';
+import { openDatabase } from '../../db/client.js';
+import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
+import { HsmToken } from '../../hsm/token.js';
 import {
   clusterDown,
   clusterStatus,
@@ -202,6 +208,162 @@ describe('the cluster as separate processes', () => {
     await clusterUp(settings, log);
     status = await clusterStatus(settings);
     for (const p of status.processes) expect(p.pid, p.name).toBe(pids.get(p.name));
+  });
+
+  it('under load through both replicas, kill -9 of a pki worker, the pki-hsm worker, an API replica and the Temporal server, and a Postgres restart: nothing lost, nothing issued twice', async () => {
+    const token = await HsmToken.open(
+      await ensureSoftHsmToken({
+        dir: join(work, 'devices-hsm'),
+        label: 'cluster-devices',
+        pin: '1234',
+        soPin: '5678',
+      }),
+    );
+    const keys = await generateDeviceKeys(8, token);
+    const replicas = await Promise.all(
+      settings.ports.api.map((port) =>
+        ScepClient.connect({
+          url: `http://127.0.0.1:${port}/scep/${profile}`,
+          requestTimeoutMs: 30_000,
+          pollIntervalMs: 1000,
+          pollTimeoutMs: 120_000,
+        }),
+      ),
+    );
+    const prefix = `load-${run}-`;
+    const records: EnrollmentRecord[] = [];
+    /** When each device started and got its answer: what a fault did to latency. */
+    const spans: Array<{ start: number; end: number }> = [];
+    const answers = new Map<string, number>();
+    let errorsRetried = 0;
+    let faultsDone = false;
+    let sent = 0;
+
+    /**
+     * One device, as a real one behaves behind a load balancer: an error (connection refused or
+     * reset, a 5xx) is retried with the same transaction, on whichever replica answers next; PENDING
+     * is polled (the client does it). It gives up only after 4 minutes.
+     */
+    const device = async (n: number) => {
+      const deviceId = `${prefix}${n}`;
+      const key: DeviceKey = keys[n % keys.length]!;
+      const transactionId = `${run}-${String(n).padStart(6, '0')}`;
+      const start = Date.now();
+      const deadline = start + 240_000;
+      for (let attempt = 0; ; attempt++) {
+        const client = replicas[(n + attempt) % replicas.length]!;
+        const result = await client.enroll({
+          key,
+          commonName: deviceId,
+          challengePassword: challenge,
+          transactionId,
+        });
+        answers.set(result.status, (answers.get(result.status) ?? 0) + 1);
+        if (result.status === 'ERROR' && Date.now() < deadline) {
+          errorsRetried++;
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        spans.push({ start, end: Date.now() });
+        records.push({
+          deviceId,
+          transactionId,
+          status: result.status,
+          ...(result.status === 'SUCCESS' ? { serialHex: result.serialHex } : {}),
+        });
+        return;
+      }
+    };
+    // Six devices at a time, three per replica, until the faults are over and at least 200 were sent.
+    const lanes = Array.from({ length: 6 }, async () => {
+      while (!faultsDone || sent < 200) await device(sent++);
+    });
+
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const faults: Array<{ what: string; from: number; to: number }> = [];
+    const fault = async (what: string, run: () => Promise<unknown>) => {
+      const from = Date.now();
+      await run();
+      faults.push({ what, from, to: Date.now() });
+      log(`${what}: done after ${Date.now() - from} ms, ${sent} requests sent so far`);
+    };
+    const pgVersion = readdirSync('/etc/postgresql')[0]!;
+    const script = (async () => {
+      await pause(5_000);
+      await fault('kill -9 worker-pki-1, restart', async () => {
+        await killClusterProcess(settings, 'worker-pki-1');
+        await pause(2_000);
+        await restartClusterProcess(settings, 'worker-pki-1', log);
+      });
+      await pause(3_000);
+      await fault('kill -9 worker-pki-hsm-1, 10 s down, restart', async () => {
+        await killClusterProcess(settings, 'worker-pki-hsm-1');
+        await pause(10_000);
+        await restartClusterProcess(settings, 'worker-pki-hsm-1', log);
+      });
+      await pause(3_000);
+      await fault('kill -9 api-1, restart', async () => {
+        await killClusterProcess(settings, 'api-1');
+        await pause(2_000);
+        await restartClusterProcess(settings, 'api-1', log);
+      });
+      await pause(3_000);
+      await fault('kill -9 temporal, restart', () => restartTemporalServer(settings, { kill: true }, log));
+      await pause(3_000);
+      await fault('pg_ctlcluster restart', async () => {
+        const restarted = await exec(
+          'pg_ctlcluster',
+          ['--skip-systemctl-redirect', pgVersion, 'main', 'restart'],
+          {
+            timeout: 60_000,
+          },
+        );
+        expect(restarted.code, restarted.output).toBe(0);
+      });
+      await pause(3_000);
+    })().finally(() => {
+      faultsDone = true;
+    });
+    await Promise.all([script, ...lanes]);
+    for (const replica of replicas) replica.close();
+    await token.close();
+    log(
+      `${records.length} devices, answers ${JSON.stringify(Object.fromEntries(answers))}, ${errorsRetried} errors retried`,
+    );
+    // Latency as devices saw it: in calm, and of the requests in flight during each fault.
+    const p50 = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    const overlapping = (f: { from: number; to: number }) =>
+      spans.filter((x) => x.start < f.to && x.end > f.from);
+    const calm = spans.filter((x) => faults.every((f) => !overlapping(f).includes(x)));
+    log(`calm: ${calm.length} requests, p50 ${p50(calm.map((x) => x.end - x.start))} ms`);
+    for (const f of faults) {
+      const hit = overlapping(f).map((x) => x.end - x.start);
+      log(
+        `${f.what} (${f.to - f.from} ms): ${hit.length} requests in flight, p50 ${p50(hit)} ms, max ${Math.max(0, ...hit)} ms`,
+      );
+    }
+
+    // Every device got its certificate; the database holds exactly one per transaction, the one it got.
+    expect(records.filter((r) => r.status !== 'SUCCESS')).toEqual([]);
+    const database = await openDatabase({
+      url: productDatabaseUrl(settings),
+      pgliteDir: join(work, 'unused'),
+    });
+    try {
+      const problems = await checkCertificateRecords({
+        db: database.db,
+        profile,
+        deviceIdPrefix: prefix,
+        records,
+      });
+      expect(problems).toEqual([]);
+    } finally {
+      await database.close();
+    }
+    expect(await runningEnrollments({ client, profile, records, waitMs: 60_000 })).toEqual([]);
+    // The HSM host was down for less than the retry budget: nobody was asked to step in.
+    const escalated = await client.workflow.count(`WorkflowType = 'enrollment' AND PkiStatus = 'Escalated'`);
+    expect(Number(escalated.count)).toBe(0);
   });
 
   it('`down` stops every process with SIGTERM, APIs first, Temporal last; a second `down` is a no-op', async () => {
