@@ -9,6 +9,7 @@ import type { PayloadCodec } from '@temporalio/common';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Database } from '../db/client.js';
+import { healthRoutes, type Readiness } from '../runtime/readiness.js';
 import type { OperatorAuthOptions } from './http/auth.js';
 import { mdmRoutes } from './mdm/index.js';
 import { codecRoutes } from './operator/codec.js';
@@ -29,9 +30,11 @@ export interface AppDeps extends ScepDeps {
   codec: PayloadCodec;
   /** Checks an operator's client certificate (api/operator/certificate-auth.ts). */
   operatorCertificate?: OperatorAuthOptions['certificate'];
+  /** What /readyz reports (api/health.ts); without it the process is ready once it listens. */
+  readiness?: Readiness;
 }
 
-/** SCEP, CRLs, OCSP and /healthz. */
+/** SCEP, CRLs, OCSP, /healthz and /readyz. */
 export function createPublicApp(deps: AppDeps): Hono {
   const app = new Hono();
   mountPublic(app, deps);
@@ -50,7 +53,7 @@ export function createOperatorApp(deps: AppDeps): Hono {
 }
 
 function mountPublic(app: Hono, deps: AppDeps): void {
-  app.get('/healthz', (c) => c.text('ok'));
+  app.route('/', healthRoutes(deps.readiness));
   const revocation = revocationService(deps);
   app.route('/', scepRoutes({ ...deps, revocation }));
   app.route('/', revocationRoutes(revocation));

@@ -1,6 +1,7 @@
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { loadOperatorTls } from '../runtime/operator-tls.js';
+import { dependencyChecks, Readiness } from '../runtime/readiness.js';
 import { requestRevocationRefresh } from '../runtime/schedules.js';
 import {
   connectTemporal,
@@ -35,6 +36,7 @@ for (const issuingCa of responders.missingKeys)
   console.warn(`[api] no OCSP responder key for ${issuingCa} in the RA token: run provisioning`);
 // A new responder key waits for its certificate from the CA worker: ask for it now.
 if (responders.needCertificate.length > 0) await requestRevocationRefresh(client);
+const readiness = new Readiness(dependencyChecks({ temporal: client, db: database.db, tokens }));
 const server = await startApiServer(
   {
     config,
@@ -46,14 +48,26 @@ const server = await startApiServer(
     responderOf: ocspResponderCache(ra, database.db),
     codec,
     operatorCertificate: operatorCertificateVerifier(database.db, config),
+    readiness,
   },
   settings.api,
   { ...settings.operator, tls: await loadOperatorTls(ra, config, settings) },
 );
 console.log(`[api] SCEP on ${server.url}/scep; operators on ${server.operatorUrl}`);
 
+/**
+ * SIGTERM (a deploy, a scale-down): /readyz turns 503 at once so the load balancer stops sending
+ * devices here; after API_DRAIN_MS (default 5 s: a few probe intervals) the listeners stop accepting,
+ * and the requests in flight are answered (SUCCESS, FAILURE, or PENDING when their workflow is still
+ * working: the device polls another replica) before the connections to Temporal, Postgres and the HSM
+ * close.
+ */
+const drainMs = Number(process.env.API_DRAIN_MS ?? 5_000);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
+    readiness.drain();
+    console.log(`[api] ${signal}: draining for ${drainMs} ms, then closing`);
+    await new Promise((r) => setTimeout(r, drainMs));
     await server.close();
     await client.connection.close();
     await database.close();

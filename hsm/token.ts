@@ -380,6 +380,22 @@ export class HsmToken {
     };
   }
 
+  /**
+   * Readiness: a session of the pool answers C_GetSessionInfo and is still logged in (a token that
+   * was removed, or an HSM that restarted and dropped its logins, fails here, not at the next signature).
+   */
+  async ping(): Promise<void> {
+    if (this.closing) throw new Error(`HSM token "${this.config.tokenLabel}" is closing`);
+    await this.pool.use((session) => {
+      // graphene keeps C_GetSessionInfo protected; it is the call that asks the token, not a cache.
+      (session as unknown as { getInfo(): void }).getInfo();
+      const state = session.state;
+      // CKS_RO_USER_FUNCTIONS (1) and CKS_RW_USER_FUNCTIONS (3): the user is logged in.
+      if (state !== 1 && state !== 3)
+        throw new Error(`HSM token "${this.config.tokenLabel}": session not logged in (state ${state})`);
+    });
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;

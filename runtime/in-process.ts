@@ -12,6 +12,7 @@ import type { DatabaseHandle } from '../db/client.js';
 import type { TokenSet } from '../hsm/token-set.js';
 import { createWorkers, QUEUES, type QueueName } from '../worker/workers.js';
 import { loadOperatorTls } from './operator-tls.js';
+import { dependencyChecks, Readiness } from './readiness.js';
 import { temporalConnectionOptions } from './services.js';
 
 /** Largest PKIOperation body accepted; a PKCSReq is a few KiB. */
@@ -99,6 +100,9 @@ export async function startInProcess(opts: {
       db: opts.database.db,
       responderOf: ocspResponderCache(ra, opts.database.db),
       codec: opts.codec,
+      readiness: new Readiness(
+        dependencyChecks({ temporal: opts.client, db: opts.database.db, tokens: opts.tokens }),
+      ),
       operatorCertificate: operatorCertificateVerifier(opts.database.db, opts.config),
     },
     opts.settings.api,

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { TokenRole } from '../config/runtime.js';
 import { startupConfig } from '../config/startup.js';
+import { dependencyChecks, Readiness, serveHealth } from '../runtime/readiness.js';
 import {
   connectTemporal,
   openMigratedDatabase,
@@ -44,6 +45,24 @@ const { workers, connection, dispatcher } = await createWorkers({
   db: db.db,
   client,
 });
+// HEALTH_PORT: /healthz and /readyz (Temporal, database, tokens, and every worker of this process RUNNING).
+const healthPort = process.env.HEALTH_PORT;
+const health = healthPort
+  ? await serveHealth(
+      { host: process.env.HEALTH_HOST ?? '127.0.0.1', port: Number(healthPort) },
+      new Readiness([
+        ...dependencyChecks({ temporal: connection, db: db.db, tokens }),
+        {
+          name: 'workers',
+          check: async () => {
+            const states = workers.map((w) => w.getState());
+            if (states.some((state) => state !== 'RUNNING'))
+              throw new Error(`worker states: ${states.join(', ')}`);
+          },
+        },
+      ]),
+    )
+  : undefined;
 console.log(
   `[worker] polling ${queues.join(', ')} on ${settings.temporalAddress} (tokens: ${roles.join(', ')})`,
 );
@@ -51,6 +70,7 @@ dispatcher?.start();
 try {
   await Promise.all(workers.map((w) => w.run()));
 } finally {
+  await health?.close();
   await dispatcher?.stop();
   await connection.close();
   await client?.connection.close();

@@ -322,7 +322,7 @@ export interface ProcessStatus {
   role: string;
   pid: number | undefined;
   alive: boolean;
-  /** Readiness probe answered (API /healthz, UI, Temporal frontend); undefined for workers. */
+  /** Readiness probe answered (API /readyz, UI, Temporal frontend); undefined for workers. */
   serving: boolean | undefined;
   port: number | undefined;
   log: string;

@@ -33,6 +33,8 @@ export interface ClusterPorts {
   api: number[];
   /** Each API replica's operator listener (HTTPS), same order as `api`. */
   operatorApi: number[];
+  /** First worker health listener (HEALTH_PORT): pki-hsm workers, then pki workers, one port each. */
+  workerHealth: number;
 }
 
 /**
@@ -50,6 +52,7 @@ export const DEFAULT_PORTS: ClusterPorts = {
   ui: 8333,
   api: [8081, 8082],
   operatorApi: [8444, 8445],
+  workerHealth: 8091,
 };
 
 /** Every port shifted by `offset` (a test cluster beside a developer's). */
@@ -66,6 +69,7 @@ export function shiftPorts(ports: ClusterPorts, offset: number): ClusterPorts {
     ui: ports.ui + offset,
     api: ports.api.map((p) => p + offset),
     operatorApi: ports.operatorApi.map((p) => p + offset),
+    workerHealth: ports.workerHealth + offset,
   };
 }
 
@@ -243,7 +247,7 @@ const TUNABLES = ['TEMPORAL_LOG_LEVEL', 'SCEP_RATE_PER_MINUTE', 'SCEP_RATE_BURST
 export function roleEnv(
   role: EnvRole,
   settings: ClusterSettings,
-  opts: { apiPort?: number } = {},
+  opts: { apiPort?: number; healthPort?: number } = {},
 ): Record<string, string> {
   const inherited = Object.fromEntries(
     INHERITED.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]!]] : [])),
@@ -322,9 +326,12 @@ export function roleEnv(
       };
     }
     case 'worker-pki':
-      return { ...product, ...hsm, ...pins.data, ...integration };
-    case 'worker-pki-hsm':
-      return { ...product, ...hsm, ...pins.ca, ...pins.data, ...integration };
+    case 'worker-pki-hsm': {
+      const health: Record<string, string> =
+        opts.healthPort !== undefined ? { HEALTH_PORT: String(opts.healthPort) } : {};
+      const keys = role === 'worker-pki-hsm' ? { ...pins.ca, ...pins.data } : pins.data;
+      return { ...product, ...hsm, ...keys, ...integration, ...health };
+    }
   }
 }
 
@@ -376,30 +383,36 @@ export function provisioningSteps(): Array<{ name: string; command: string; args
  */
 export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
   const cwd = settings.projectRoot;
-  const workerReady: Readiness = { kind: 'log', pattern: '[worker] polling' };
+  // Each worker's /readyz (HEALTH_PORT): Temporal, database, its tokens, its workers RUNNING.
+  let nextHealthPort = settings.ports.workerHealth;
+  const workerReady = (port: number): Readiness => ({ kind: 'http', url: `http://127.0.0.1:${port}/readyz` });
   // worker/workers.ts: shutdownGraceTime 20 s for in-flight activities.
   const workerStop = 30_000;
   const specs: ProcessSpec[] = [];
   for (let i = 1; i <= settings.pkiHsmWorkers; i++) {
+    const healthPort = nextHealthPort++;
     specs.push({
       name: `worker-pki-hsm-${i}`,
       role: 'worker-pki-hsm',
       ...nodeScript('worker/main.ts', '--queues', 'pki-hsm'),
-      env: () => roleEnv('worker-pki-hsm', settings),
+      env: () => roleEnv('worker-pki-hsm', settings, { healthPort }),
       cwd,
-      ready: workerReady,
+      port: healthPort,
+      ready: workerReady(healthPort),
       stopTimeoutMs: workerStop,
       tier: 2,
     });
   }
   for (let i = 1; i <= settings.pkiWorkers; i++) {
+    const healthPort = nextHealthPort++;
     specs.push({
       name: `worker-pki-${i}`,
       role: 'worker-pki',
       ...nodeScript('worker/main.ts', '--queues', 'pki'),
-      env: () => roleEnv('worker-pki', settings),
+      env: () => roleEnv('worker-pki', settings, { healthPort }),
       cwd,
-      ready: workerReady,
+      port: healthPort,
+      ready: workerReady(healthPort),
       stopTimeoutMs: workerStop,
       tier: 2,
     });
@@ -412,7 +425,7 @@ export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
       env: () => roleEnv('api', settings, { apiPort: port }),
       cwd,
       port,
-      ready: { kind: 'http', url: `http://127.0.0.1:${port}/healthz` },
+      ready: { kind: 'http', url: `http://127.0.0.1:${port}/readyz` },
       stopTimeoutMs: 15_000,
       tier: 3,
     });

@@ -11,6 +11,7 @@ import { PROJECT_ROOT } from '../../config/load.js';
 import { openDatabase } from '../../db/client.js';
 import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
 import { HsmToken } from '../../hsm/token.js';
+import type { ReadinessReport } from '../../runtime/readiness.js';
 import {
   clusterDown,
   clusterStatus,
@@ -364,6 +365,68 @@ describe('the cluster as separate processes', () => {
     // The HSM host was down for less than the retry budget: nobody was asked to step in.
     const escalated = await client.workflow.count(`WorkflowType = 'enrollment' AND PkiStatus = 'Escalated'`);
     expect(Number(escalated.count)).toBe(0);
+  });
+
+  it('/readyz names what a replica lacks; SIGTERM makes it unready at once and still answers the device in flight', async () => {
+    const [port1, port2] = settings.ports.api as [number, number];
+    const readyz = async (port: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+      return { status: res.status, body: (await res.json()) as ReadinessReport };
+    };
+    const ready = await readyz(port1);
+    expect(ready.status).toBe(200);
+    expect(Object.keys(ready.body.checks).sort()).toEqual(['database', 'hsm:data', 'hsm:ra', 'temporal']);
+    // Workers answer on their own port; each names the tokens of its job and no other.
+    const hsmWorker = await readyz(settings.ports.workerHealth);
+    expect(hsmWorker.status).toBe(200);
+    expect(Object.keys(hsmWorker.body.checks).sort()).toEqual([
+      'database',
+      'hsm:ca',
+      'hsm:data',
+      'temporal',
+      'workers',
+    ]);
+    const pkiWorker = await readyz(settings.ports.workerHealth + settings.pkiHsmWorkers);
+    expect(Object.keys(pkiWorker.body.checks).sort()).toEqual([
+      'database',
+      'hsm:data',
+      'temporal',
+      'workers',
+    ]);
+
+    // Temporal down: every replica says so (and stays live), and is ready again once it is back.
+    await killClusterProcess(settings, 'temporal');
+    const down = await readyz(port1);
+    expect(down.status).toBe(503);
+    expect(down.body.checks.temporal?.ok).toBe(false);
+    expect(down.body.checks.database?.ok).toBe(true);
+    expect((await fetch(`http://127.0.0.1:${port1}/healthz`)).status).toBe(200);
+    await restartClusterProcess(settings, 'temporal', log);
+    expect((await readyz(port1)).status).toBe(200);
+
+    // A deploy: SIGTERM to api-2 while a device is enrolling through it.
+    const enrolling = scepclientEnroll({
+      url: `http://127.0.0.1:${port2}/scep/${profile}`,
+      challenge,
+      cn: 'cluster-during-sigterm',
+      timeoutMs: 90_000,
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    await killClusterProcess(settings, 'api-2', 'SIGTERM');
+    const draining = await readyz(port2);
+    expect(draining.status).toBe(503);
+    expect(draining.body.draining).toBe(true);
+    const result = await enrolling;
+    expect(result.code, result.output).toBe(0);
+    expect(result.certificatePem).toContain('BEGIN CERTIFICATE');
+    // It then closes its listeners and connections and exits by itself, as an orchestrator expects.
+    const deadline = Date.now() + 30_000;
+    const alive = async () =>
+      (await clusterStatus(settings)).processes.find((p) => p.name === 'api-2')?.alive;
+    while ((await alive()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    expect(await alive()).toBe(false);
+    await restartClusterProcess(settings, 'api-2', log);
+    expect((await readyz(port2)).status).toBe(200);
   });
 
   it('`down` stops every process with SIGTERM, APIs first, Temporal last; a second `down` is a no-op', async () => {
