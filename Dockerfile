@@ -9,11 +9,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
+# postinstall applies patches/ (patch-package): a known postgres.js crash on a closed socket.
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY . .
 # `npm run build` = tsc -p tsconfig.json (to dist/) + worker/build-bundle.ts (prebuilt workflow bundle).
 RUN npm run build \
- && npm prune --omit=dev --no-audit --no-fund
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime ------------------------------------------------------------------------------------------------
 FROM node:20-bookworm-slim
