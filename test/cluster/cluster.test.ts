@@ -23,6 +23,7 @@ import {
   restartTemporalServer,
 } from '../../scripts/cluster/control.js';
 import { type ClusterSettings, clusterSettings } from '../../scripts/cluster/topology.js';
+import { deviceWorkflowId, PkiStatusKey } from '../../workflows/definitions.js';
 import { certsFromPkcs7, openssl } from '../support/openssl.js';
 import { exec, scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -37,7 +38,26 @@ import { waitForWorkflows } from '../support/temporal.js';
 const run = `${Date.now().toString(36)}${process.pid}`;
 const work = mkdtempSync(join(tmpdir(), 'cluster-test-'));
 /** The same settings as environment variables: the `npm run cluster` CLI must see this cluster too. */
+/**
+ * The shipped profiles plus `short`: two-minute certificates due for renewal after one, so a lifecycle
+ * timer fires within the test, across a restart of the whole cluster.
+ */
+const pkiConfigFile = join(work, 'pki.json');
+{
+  const shipped = JSON.parse(readFileSync(join(PROJECT_ROOT, 'config', 'pki.json'), 'utf8'));
+  const devices = shipped.profiles.find((p: { name: string }) => p.name === 'devices');
+  shipped.profiles.push({
+    ...devices,
+    name: 'short',
+    mdm: { type: 'static-challenge', challenge: 'short-challenge' },
+    ca: { ...devices.ca, keyLabel: 'issuing-ca/short', subject: [['CN', 'Cluster Test Issuing CA (short)']] },
+    template: { ...devices.template, validitySeconds: 120, backdateSeconds: 0 },
+    renewalFraction: 0.5,
+  });
+  writeFileSync(pkiConfigFile, JSON.stringify(shipped, null, 2));
+}
 const clusterEnv = {
+  PKI_CONFIG: pkiConfigFile,
   CLUSTER_STATE_DIR: join(work, 'state'),
   CLUSTER_PORT_OFFSET: '20',
   CLUSTER_PKI_DATABASE: `pki_ct_${run}`,
@@ -427,6 +447,42 @@ describe('the cluster as separate processes', () => {
     expect(await alive()).toBe(false);
     await restartClusterProcess(settings, 'api-2', log);
     expect((await readyz(port2)).status).toBe(200);
+  });
+
+  it('a lifecycle timer fires after the whole cluster was stopped and started again', async () => {
+    const result = await scepclientEnroll({
+      url: `http://127.0.0.1:${settings.ports.api[0]}/scep/short`,
+      challenge: 'short-challenge',
+      cn: 'cluster-short-lived',
+      timeoutMs: 90_000,
+    });
+    expect(result.code, result.output).toBe(0);
+    const issuedAt = Date.now();
+    const lifecycle = client.workflow.getHandle(deviceWorkflowId('short', 'cluster-short-lived'));
+    const status = async () => {
+      try {
+        const attributes = (await lifecycle.describe()).typedSearchAttributes;
+        return attributes.get(PkiStatusKey);
+      } catch {
+        return undefined; // the frontend is restarting
+      }
+    };
+    const until = async (want: string, ms: number) => {
+      const deadline = Date.now() + ms;
+      for (let s = await status(); s !== want; s = await status()) {
+        if (Date.now() > deadline) return s;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      return want;
+    };
+    expect(await until('Active', 30_000)).toBe('Active');
+
+    // Everything stops (Temporal last) before the renewal point, one minute after issuance.
+    await clusterDown(settings, log);
+    expect(Date.now() - issuedAt).toBeLessThan(50_000);
+    await clusterUp(settings, log);
+    expect(await until('RenewalDue', 120_000)).toBe('RenewalDue');
+    log(`RenewalDue ${((Date.now() - issuedAt) / 1000).toFixed(0)} s after issuance (due at 60 s)`);
   });
 
   it('`down` stops every process with SIGTERM, APIs first, Temporal last; a second `down` is a no-op', async () => {
