@@ -39,8 +39,6 @@ import { parseArgs, promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { loadPkiConfig, PROJECT_ROOT } from '../config/load.js';
 import { openDatabase } from '../db/client.js';
-import { ensureSoftHsmToken } from '../hsm/softhsm.js';
-import { HsmToken } from '../hsm/token.js';
 import { findTemporalCli, temporalCliVersion } from '../scripts/temporal-cli.js';
 import { checkCertificateRecords, runningEnrollments } from './accounting.js';
 import { EnrollmentLoad } from './enrollment-load.js';
@@ -57,7 +55,7 @@ import {
   SYSTEMS,
   type SystemName,
 } from './report.js';
-import { type DeviceKey, generateDeviceKeys, ScepClient } from './scep-client/index.js';
+import { type DeviceKey, generateDeviceKeys, openDeviceKeyToken, ScepClient } from './scep-client/index.js';
 import { openBenchDatabase, startDevStack, startScepServer } from './stack.js';
 
 const { values: args } = parseArgs({
@@ -324,14 +322,7 @@ try {
 
   const keyCount = wholeNumber('keys', args.keys) || 1;
   log(`generating ${keyCount} RSA-2048 device keys in a throwaway SoftHSM token (not timed)`);
-  const deviceToken = await HsmToken.open(
-    await ensureSoftHsmToken({
-      dir: join(work, 'devices-hsm'),
-      label: 'bench-devices',
-      pin: '1234',
-      soPin: '5678',
-    }),
-  );
+  const deviceToken = await openDeviceKeyToken(join(work, 'devices-hsm'), 'bench-devices');
   onCleanup('device token', () => deviceToken.close());
   const keys = await generateDeviceKeys(keyCount, deviceToken);
   const what = count !== undefined ? `${count} requests` : `${durationMs! / 1000} s`;

@@ -9,7 +9,8 @@
 import { createPublicKey, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import type { HsmToken } from '../../hsm/token.js';
+import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
+import { HsmToken } from '../../hsm/token.js';
 import type { KeyTransportDecrypter, Signer } from '../../pki/keys.js';
 import { buildCertificate, signatureAlgorithm } from '../../pki/x509/certificate.js';
 import { encodeName, toArrayBuffer } from '../../pki/x509/name.js';
@@ -37,6 +38,14 @@ const CHALLENGE_PASSWORD = '1.2.840.113549.1.9.7';
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
 /** `count` RSA-2048 device keys, generated inside `token` (a throwaway one: see bench/load.ts). */
+/**
+ * The devices' side of a load: a SoftHSM token of their own under `dir` (never the product's), opened.
+ * Close it when done.
+ */
+export async function openDeviceKeyToken(dir: string, label: string): Promise<HsmToken> {
+  return HsmToken.open(await ensureSoftHsmToken({ dir, label, pin: '1234', soPin: '5678' }));
+}
+
 export async function generateDeviceKeys(count: number, token: HsmToken): Promise<DeviceKey[]> {
   const run = randomUUID().slice(0, 8);
   const keys: DeviceKey[] = [];

@@ -21,7 +21,13 @@ import {
   type RaPeer,
 } from './messages.js';
 
-export { buildCsr, type DeviceKey, generateDeviceKey, generateDeviceKeys } from './device.js';
+export {
+  buildCsr,
+  type DeviceKey,
+  generateDeviceKey,
+  generateDeviceKeys,
+  openDeviceKeyToken,
+} from './device.js';
 
 export interface ScepClientOptions {
   /** The SCEP endpoint, e.g. http://127.0.0.1:8080/scep. */

@@ -6,11 +6,14 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCertificateRecords, runningEnrollments } from '../../bench/accounting.js';
 import type { EnrollmentRecord } from '../../bench/enrollment-load.js';
-import { type DeviceKey, generateDeviceKeys, ScepClient } from '../../bench/scep-client/index.js';
+import {
+  type DeviceKey,
+  generateDeviceKeys,
+  openDeviceKeyToken,
+  ScepClient,
+} from '../../bench/scep-client/index.js';
 import { PROJECT_ROOT } from '../../config/load.js';
 import { openDatabase } from '../../db/client.js';
-import { ensureSoftHsmToken } from '../../hsm/softhsm.js';
-import { HsmToken } from '../../hsm/token.js';
 import type { ReadinessReport } from '../../runtime/readiness.js';
 import {
   clusterDown,
@@ -232,14 +235,7 @@ describe('the cluster as separate processes', () => {
   });
 
   it('under load through both replicas, kill -9 of a pki worker, the pki-hsm worker, an API replica and the Temporal server, and a Postgres restart: nothing lost, nothing issued twice', async () => {
-    const token = await HsmToken.open(
-      await ensureSoftHsmToken({
-        dir: join(work, 'devices-hsm'),
-        label: 'cluster-devices',
-        pin: '1234',
-        soPin: '5678',
-      }),
-    );
+    const token = await openDeviceKeyToken(join(work, 'devices-hsm'), 'cluster-devices');
     const keys = await generateDeviceKeys(8, token);
     const replicas = await Promise.all(
       settings.ports.api.map((port) =>
