@@ -14,8 +14,3 @@ export function fromPem(text: string): Uint8Array {
   if (!body) throw new Error('not PEM: no BEGIN/END block');
   return new Uint8Array(Buffer.from(body.replace(/\s+/g, ''), 'base64'));
 }
-
-/** Every PEM block of `text`, as DER, in order. */
-export function allFromPem(text: string): Uint8Array[] {
-  return [...text.matchAll(/-----BEGIN [^-]+-----[\s\S]+?-----END [^-]+-----/g)].map((m) => fromPem(m[0]));
-}

@@ -6,12 +6,12 @@
  * Postgres restart makes every replica unready for seconds; restarting them all would not help).
  */
 
-import { type ServerType, serve } from '@hono/node-server';
 import type { WorkflowService } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import type { Database } from '../db/client.js';
 import type { TokenSet } from '../hsm/token-set.js';
+import { type Listener, listenOn } from './http-listener.js';
 
 export interface DependencyCheck {
   name: string;
@@ -107,22 +107,6 @@ export function healthRoutes(readiness: Readiness | undefined): Hono {
  * A worker's own small listener (HEALTH_PORT): workers serve no API, but orchestrators and the
  * cluster supervisor still need to ask them whether they are live and ready.
  */
-export function serveHealth(
-  listen: { host: string; port: number },
-  readiness: Readiness,
-): Promise<{
-  url: string;
-  close(): Promise<void>;
-}> {
-  return new Promise((resolve, reject) => {
-    const server: ServerType = serve(
-      { fetch: healthRoutes(readiness).fetch, hostname: listen.host, port: listen.port },
-      (info) =>
-        resolve({
-          url: `http://${listen.host}:${info.port}`,
-          close: () => new Promise<void>((done) => server.close(() => done())),
-        }),
-    );
-    server.once('error', reject);
-  });
+export function serveHealth(listen: { host: string; port: number }, readiness: Readiness): Promise<Listener> {
+  return listenOn(healthRoutes(readiness), listen);
 }
