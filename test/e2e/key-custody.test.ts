@@ -281,16 +281,11 @@ describe('what Temporal sees', () => {
     return found;
   };
   const decoded = (text: string | undefined) => Buffer.from(text ?? '', 'base64').toString('utf8');
+  /** What an operator (or anyone with frontend access) types to read the enrollment's history. */
+  const showEnrollment = () => ['workflow', 'show', '--workflow-id', enrollmentId, '--output', 'json'];
 
   it('`temporal workflow show` finds only ciphertext: no CSR, no challenge, no certificate', async () => {
-    const shown = await temporalCli(pipeline, [
-      'workflow',
-      'show',
-      '--workflow-id',
-      enrollmentId,
-      '--output',
-      'json',
-    ]);
+    const shown = await temporalCli(pipeline, showEnrollment());
     expect(shown.code, shown.output).toBe(0);
     const payloads = payloadsOf(JSON.parse(shown.output));
     expect(payloads.length).toBeGreaterThan(3);
@@ -308,12 +303,7 @@ describe('what Temporal sees', () => {
     const shown = await temporalCli(
       pipeline,
       [
-        'workflow',
-        'show',
-        '--workflow-id',
-        enrollmentId,
-        '--output',
-        'json',
+        ...showEnrollment(),
         '--codec-endpoint',
         `${pipeline.operatorUrl}/codec`,
         '--codec-auth',

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../config/load.js';
 import { profileSchema } from '../../config/profile-types.js';
 import { certificates, crls } from '../../db/schema.js';
+import { toPem } from '../../pki/pem.js';
 import { CRL_REFRESH_SCHEDULE_ID, intuneRevocationScheduleId } from '../../runtime/schedules.js';
 import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
 import { type FakeJamf, startFakeJamf } from '../fakes/jamf.js';
@@ -33,11 +34,6 @@ const write = (name: string, content: string | Uint8Array) => {
   writeFileSync(path, content);
   return path;
 };
-const pemOf = (bytes: Uint8Array, label: string) =>
-  `-----BEGIN ${label}-----\n${Buffer.from(bytes)
-    .toString('base64')
-    .match(/.{1,64}/g)!
-    .join('\n')}\n-----END ${label}-----\n`;
 const bearer = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -182,7 +178,7 @@ describe('operator revocation', () => {
 
     const crl = await fetch(`${pipeline.url}/crl/devices.crl`);
     expect(crl.status).toBe(200);
-    const crlFile = write('devices.crl.pem', pemOf(new Uint8Array(await crl.arrayBuffer()), 'X509 CRL'));
+    const crlFile = write('devices.crl.pem', toPem(new Uint8Array(await crl.arrayBuffer()), 'X509 CRL'));
     const verdict = await openssl([
       'verify',
       '-crl_check',
@@ -607,7 +603,7 @@ describe('scheduled revocation work', () => {
 
     // The re-signed CRL still lists the certificate Intune had revoked.
     const served = await fetch(`${pipeline.url}/crl/op-intune.crl`);
-    const crlFile = write('op-intune.crl.pem', pemOf(new Uint8Array(await served.arrayBuffer()), 'X509 CRL'));
+    const crlFile = write('op-intune.crl.pem', toPem(new Uint8Array(await served.arrayBuffer()), 'X509 CRL'));
     const verdict = await openssl([
       'verify',
       '-crl_check',

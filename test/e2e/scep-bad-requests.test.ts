@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollments } from '../../db/schema.js';
-import { certificatePem } from '../support/certmonger.js';
+import { toPem } from '../../pki/pem.js';
 import { postPkiOperation } from '../support/certrep-attributes.js';
 import { buildPkiMessage, makeDevice, type OpensslDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
@@ -25,7 +25,7 @@ beforeAll(async () => {
   pipeline = await startPipeline();
   work = mkdtempSync(join(tmpdir(), 'e2e-bad-'));
   raFile = join(work, 'ra.pem');
-  writeFileSync(raFile, certificatePem(pipeline.ras.get('devices')!.raCertificate));
+  writeFileSync(raFile, toPem(pipeline.ras.get('devices')!.raCertificate));
 });
 afterAll(async () => {
   await pipeline?.stop();

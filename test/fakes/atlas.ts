@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KeyUsageName } from '../../config/profile-types.js';
 import type { HashName, Signer } from '../../pki/keys.js';
+import { toPem } from '../../pki/pem.js';
 import { buildCertificate } from '../../pki/x509/certificate.js';
 import { encodeName } from '../../pki/x509/name.js';
 
@@ -291,11 +292,7 @@ async function issueFrom(request: CertificateRequestBody, serial: string, pki: F
       },
     },
   });
-  const b64 = Buffer.from(der)
-    .toString('base64')
-    .match(/.{1,64}/g)!
-    .join('\n');
-  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+  return toPem(der);
 }
 
 function softwareSigner(key: KeyObject): Signer {

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { toPem } from '../../pki/pem.js';
 import { certsFromPkcs7 } from './openssl.js';
 import { exec } from './scep-clients.js';
 
@@ -140,14 +141,6 @@ function safeRead(file: string): string {
   }
 }
 
-/** PEM of a DER certificate, as certmonger keeps the GetCACert certificates. */
-export function certificatePem(der: Uint8Array): string {
-  const base64 = Buffer.from(der)
-    .toString('base64')
-    .replace(/(.{64})(?!$)/g, '$1\n');
-  return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----\n`;
-}
-
 /**
  * certmonger's poll for a request it left pending, start to finish: `scep-submit -g` with the RA and
  * CA certificates as the daemon hands them over (our root as "the CA", the rest as others), then the
@@ -168,9 +161,9 @@ export async function certmongerPoll(
   );
   const polled = await scepSubmitPoll({
     url: opts.url,
-    raPem: certificatePem(opts.ra.raCertificate),
-    caPem: certificatePem(opts.ra.rootCertificate),
-    otherPem: others.map(certificatePem).join(''),
+    raPem: toPem(opts.ra.raCertificate),
+    caPem: toPem(opts.ra.rootCertificate),
+    otherPem: others.map((der) => toPem(der)).join(''),
     getCertInitialPem: enrolled.getCertInitialPem!,
     dir: enrolled.dir,
   });

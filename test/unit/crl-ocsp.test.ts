@@ -10,6 +10,7 @@ import type { HsmToken } from '../../hsm/token.js';
 import type { TokenSet } from '../../hsm/token-set.js';
 import type { HashName, Signer } from '../../pki/keys.js';
 import { buildOcspResponse, certIdNamesIssuer, ocspError, parseOcspRequest } from '../../pki/ocsp.js';
+import { toPem } from '../../pki/pem.js';
 import { buildCertificate, certificateInfo, rawSubject } from '../../pki/x509/certificate.js';
 import { buildCrl, crlInfo } from '../../pki/x509/crl.js';
 import { encodeName } from '../../pki/x509/name.js';
@@ -66,12 +67,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await closeToken?.();
 });
-
-const pem = (der: Uint8Array, label = 'CERTIFICATE') =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der)
-    .toString('base64')
-    .match(/.{1,64}/g)!
-    .join('\n')}\n-----END ${label}-----\n`;
 
 let fileCounter = 0;
 function file(name: string, content: string | Uint8Array): string {
@@ -161,7 +156,7 @@ describe('buildCrl (pure, software key)', () => {
       '-in',
       file('soft.crl', crl),
       '-CAfile',
-      file('soft-ca.pem', pem(caCert)),
+      file('soft-ca.pem', toPem(caCert)),
       '-noout',
       '-text',
     ]);
@@ -204,7 +199,7 @@ describe('buildCrl (pure, software key)', () => {
       '-in',
       file('empty.crl', crl),
       '-CAfile',
-      file('empty-ca.pem', pem(caCert)),
+      file('empty-ca.pem', toPem(caCert)),
       '-noout',
       '-text',
     ]);
@@ -234,7 +229,7 @@ describe('CRL and OCSP signed in the HSM', () => {
           { serialHex: certificateInfo(revoked2!).serialHex, revokedAt: now, reason: 'superseded' },
         ],
       });
-      const chainFile = file(`${name}-chain.pem`, pem(chain.issuing) + pem(chain.root));
+      const chainFile = file(`${name}-chain.pem`, toPem(chain.issuing) + toPem(chain.root));
       const crlFile = file(`${name}.crl`, crl);
       const check = openssl([
         'crl',
@@ -253,7 +248,7 @@ describe('CRL and OCSP signed in the HSM', () => {
       expect(check.output).toMatch(/Superseded/);
       expect(check.output).toMatch(/X509v3 Authority Key Identifier/);
 
-      const crlPem = file(`${name}-crl.pem`, pem(crl, 'X509 CRL'));
+      const crlPem = file(`${name}-crl.pem`, toPem(crl, 'X509 CRL'));
       const verify = (leaf: Uint8Array) =>
         openssl([
           'verify',
@@ -262,7 +257,7 @@ describe('CRL and OCSP signed in the HSM', () => {
           crlPem,
           '-CAfile',
           chainFile,
-          file('leaf.pem', pem(leaf)),
+          file('leaf.pem', toPem(leaf)),
         ]);
       const rejected = verify(revoked1!);
       expect(rejected.code).not.toBe(0);
@@ -278,11 +273,11 @@ describe('CRL and OCSP signed in the HSM', () => {
       ['good', 'revoked', 'unknown'].map((cn) => issueLeaf(chain.issuing, signer, `ocsp-${cn}`)),
     );
     const files = {
-      issuer: file('issuer.pem', pem(chain.issuing)),
-      chain: file('chain.pem', pem(chain.issuing) + pem(chain.root)),
-      good: file('good.pem', pem(good!)),
-      revoked: file('revoked.pem', pem(revoked!)),
-      unknown: file('unknown.pem', pem(unknown!)),
+      issuer: file('issuer.pem', toPem(chain.issuing)),
+      chain: file('chain.pem', toPem(chain.issuing) + toPem(chain.root)),
+      good: file('good.pem', toPem(good!)),
+      revoked: file('revoked.pem', toPem(revoked!)),
+      unknown: file('unknown.pem', toPem(unknown!)),
       req: join(dir, 'ocsp-req.der'),
     };
     const certArgs = ['-cert', files.good, '-cert', files.revoked, '-cert', files.unknown];

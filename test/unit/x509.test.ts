@@ -10,6 +10,7 @@ import { profileSchema } from '../../config/profile-types.js';
 import { ensurePkiHierarchy, issuingCertificateLabel, loadProfileChain } from '../../hsm/provision.js';
 import type { HsmToken } from '../../hsm/token.js';
 import type { TokenSet } from '../../hsm/token-set.js';
+import { toPem } from '../../pki/pem.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
 import { parseCsr } from '../../pki/x509/csr.js';
 import { encodeName, nameToText } from '../../pki/x509/name.js';
@@ -80,15 +81,9 @@ afterAll(async () => {
   await closeToken?.();
 });
 
-const pem = (der: Uint8Array) =>
-  `-----BEGIN CERTIFICATE-----\n${Buffer.from(der)
-    .toString('base64')
-    .match(/.{1,64}/g)!
-    .join('\n')}\n-----END CERTIFICATE-----\n`;
-
 function writePem(name: string, der: Uint8Array): string {
   const path = join(dir, name);
-  writeFileSync(path, pem(der));
+  writeFileSync(path, toPem(der));
   return path;
 }
 
