@@ -8,6 +8,8 @@
 #   dbus-run-session               (dbus)        certmonger needs a bus
 #   openssl                        (openssl)
 #   pkcs11-tool                    (opensc)      an independent look at every key's attributes (key custody)
+#   chromium                       (chromium)    the operator console's browser tests (driven by playwright-core)
+#   promtool                       (prometheus)  checks the alert rules file
 #
 # As root with apt-get: installs what is missing (one `apt-get update`). Otherwise prints the exact command
 # and exits 1.
@@ -25,6 +27,8 @@ need certmonger /usr/lib/certmonger/scep-submit
 need dbus dbus-run-session
 need openssl openssl
 need opensc pkcs11-tool
+need chromium /usr/bin/chromium
+need prometheus promtool
 
 if ((${#missing[@]} > 0)); then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"
