@@ -69,19 +69,13 @@ export async function createWorkers(
     // CRL refresh and Intune revocation sync: created once, idempotent at every pki worker start.
     await ensureSchedules(opts.client, opts.config);
     const sealer = await opts.tokens.get('data').sealer(FIELD_ENCRYPTION_KEY_LABEL);
-    // Production runs the bundle that was built and reviewed; anywhere else the sources, so a stale
-    // dist/ can never run old workflow code beside new activities.
-    const useBundle = opts.useBundle ?? process.env.NODE_ENV === 'production';
-    if (useBundle && !existsSync(WORKFLOW_BUNDLE))
-      throw new Error(
-        `${WORKFLOW_BUNDLE} is missing: run npm run build (NODE_ENV=production uses the prebuilt bundle)`,
-      );
+    const bundle = workflowBundlePath(opts.useBundle);
     workers.push(
       await Worker.create({
         ...common,
         taskQueue: TASK_QUEUE,
-        ...(useBundle
-          ? { workflowBundle: { codePath: WORKFLOW_BUNDLE } }
+        ...(bundle
+          ? { workflowBundle: { codePath: bundle } }
           : { workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)) }),
         activities: createPkiActivities({ config: opts.config, db: opts.db, temporal: opts.client, sealer }),
         maxCachedWorkflows: 1000,
@@ -102,6 +96,23 @@ export async function createWorkers(
     workers.push(await Worker.create({ ...common, taskQueue: HSM_TASK_QUEUE, activities }));
   }
   return { workers, connection, ...(dispatcher ? { dispatcher } : {}) };
+}
+
+/**
+ * The workflow code a `pki` worker runs. Production runs the bundle that was built and reviewed
+ * (`npm run build`); `WORKFLOW_BUNDLE` names another release's bundle, so a rolling deploy can start
+ * the new release's workers beside the old ones (README "Deploying a workflow change"). Anywhere else
+ * the sources, so a stale dist/ can never run old workflow code beside new activities.
+ */
+function workflowBundlePath(useBundle: boolean | undefined): string | undefined {
+  const path =
+    process.env.WORKFLOW_BUNDLE ||
+    ((useBundle ?? process.env.NODE_ENV === 'production') ? WORKFLOW_BUNDLE : undefined);
+  if (path && !existsSync(path))
+    throw new Error(
+      `${path} is missing: run npm run build (NODE_ENV=production uses the prebuilt bundle; WORKFLOW_BUNDLE names another)`,
+    );
+  return path;
 }
 
 /**
