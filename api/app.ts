@@ -6,10 +6,11 @@
  */
 import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
-import { Hono } from 'hono';
+import { type Env, Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Database } from '../db/client.js';
 import { healthRoutes, type Readiness } from '../runtime/readiness.js';
+import { consoleRoutes } from './console/index.js';
 import type { OperatorAuthOptions } from './http/auth.js';
 import { mdmRoutes } from './mdm/index.js';
 import { codecRoutes } from './operator/codec.js';
@@ -41,14 +42,23 @@ export function createPublicApp(deps: AppDeps): Hono {
   return withErrors(app);
 }
 
-/** The operators' surface: the public routes, the operator API, the MDM webhooks, the codec server. */
+/**
+ * The operators' surface: the public routes, the operator API, the MDM webhooks, the codec server
+ * and the console.
+ */
 export function createOperatorApp(deps: AppDeps): Hono {
   const app = new Hono();
   mountPublic(app, deps);
   const integration = { config: deps.config, db: deps.db, temporal: deps.temporal };
   app.route('/', mdmRoutes(integration));
-  app.route('/', operatorRoutes({ ...integration, certificate: deps.operatorCertificate }));
+  // Errors handled inside: the console calls this app in-process and reads the same JSON errors.
+  const operatorApi = withErrors(operatorRoutes({ ...integration, certificate: deps.operatorCertificate }));
+  app.route('/', operatorApi);
   app.route('/', codecRoutes({ codec: deps.codec, auth: { certificate: deps.operatorCertificate } }));
+  app.route(
+    '/',
+    consoleRoutes({ ...integration, operatorApi, auth: { certificate: deps.operatorCertificate } }),
+  );
   return withErrors(app);
 }
 
@@ -59,7 +69,7 @@ function mountPublic(app: Hono, deps: AppDeps): void {
   app.route('/', revocationRoutes(revocation));
 }
 
-function withErrors(app: Hono): Hono {
+function withErrors<E extends Env>(app: Hono<E>): Hono<E> {
   app.notFound((c) =>
     jsonApi(c.req.path)
       ? c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404)

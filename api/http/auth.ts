@@ -49,18 +49,20 @@ export function operatorAuthMode(env: NodeJS.ProcessEnv = process.env): Operator
 export function operatorAuth(opts: OperatorAuthOptions = {}): MiddlewareHandler<OperatorEnv> {
   const env = opts.env ?? process.env;
   return async (c, next) => {
-    const mode = operatorAuthMode(env);
-    if (mode !== 'token') {
-      const der = verifiedClientCertificate(c);
-      if (der && opts.certificate) {
-        const verdict = await opts.certificate(der);
-        if ('refused' in verdict) throw jsonError(401, `client certificate refused: ${verdict.refused}`);
-        c.set('operator', { name: verdict.name, via: 'certificate' });
-        return next();
-      }
-      if (mode === 'client-certificate')
-        throw jsonError(401, 'an operator client certificate (issued by the operators CA) is required');
+    // The console calls this API in-process for an operator it authenticated (api/console/).
+    const delegated = (c.env as Partial<InProcessCall> | undefined)?.consoleOperator;
+    if (delegated) {
+      c.set('operator', delegated);
+      return next();
     }
+    const mode = operatorAuthMode(env);
+    const byCertificate = await certificateOperator(c, opts);
+    if (byCertificate) {
+      c.set('operator', byCertificate);
+      return next();
+    }
+    if (mode === 'client-certificate')
+      throw jsonError(401, 'an operator client certificate (issued by the operators CA) is required');
     const expected = env.OPERATOR_TOKEN;
     if (!expected) throw jsonError(503, 'operator API disabled: OPERATOR_TOKEN is not set');
     if (!bearerMatches(c.req.header('authorization'), expected))
@@ -73,6 +75,30 @@ export function operatorAuth(opts: OperatorAuthOptions = {}): MiddlewareHandler<
     c.set('operator', { name: undefined, via: 'token' });
     await next();
   };
+}
+
+/**
+ * What an in-process caller passes as Hono's env (`app.request(path, init, env)`). Only code in this
+ * process can set it: a request from the network gets the Node server's env (its socket), never this.
+ */
+export interface InProcessCall {
+  consoleOperator: Operator;
+}
+
+/**
+ * The operator a verified client certificate names, when OPERATOR_AUTH accepts certificates and the
+ * connection presented one; throws 401 for a certificate that is not (or no longer) an operator's.
+ */
+export async function certificateOperator(
+  c: Context,
+  opts: OperatorAuthOptions,
+): Promise<Operator | undefined> {
+  if (operatorAuthMode(opts.env ?? process.env) === 'token' || !opts.certificate) return undefined;
+  const der = verifiedClientCertificate(c);
+  if (!der) return undefined;
+  const verdict = await opts.certificate(der);
+  if ('refused' in verdict) throw jsonError(401, `client certificate refused: ${verdict.refused}`);
+  return { name: verdict.name, via: 'certificate' };
 }
 
 /** The client certificate of this request's TLS connection, when TLS verified its chain. */

@@ -1,16 +1,18 @@
 /**
  * A device as operators see and act on it:
- *   GET  /operator/devices/:profile/:deviceId          lifecycle state, device row, every certificate
+ *   GET  /operator/devices?q=&profile=&limit=          devices whose id starts with q (search)
+ *   GET  /operator/devices/:profile/:deviceId          lifecycle state, device row, every certificate,
+ *                                                      the latest audit events
  *   POST /operator/devices/:profile/:deviceId/revoke   {reason?, by?}  every valid certificate, and a block
  *   POST /operator/devices/:profile/:deviceId/readmit  {by?, note?}    lifts the block
  */
 import type { Client } from '@temporalio/client';
-import { and, desc, eq } from 'drizzle-orm';
+import { and, desc, eq, like } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { findProfile } from '../../config/load.js';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
-import { certificates, devices } from '../../db/schema.js';
+import { auditEvents, certificates, devices } from '../../db/schema.js';
 import {
   commandDevice,
   lifecycleExecutionStatus,
@@ -19,7 +21,10 @@ import {
 import { deviceWorkflowId } from '../../workflows/definitions.js';
 import { actingOperator, type OperatorEnv } from '../http/auth.js';
 import { issues, jsonError, parseJsonBody, short } from '../http/errors.js';
-import { decisionBody, deviceIdSchema, revokeBody } from './schemas.js';
+import { decisionBody, deviceIdSchema, deviceSearchQuery, revokeBody } from './schemas.js';
+
+/** The device view's audit trail: the latest events (the full trail: GET /operator/audit). */
+const AUDIT_TRAIL_LENGTH = 50;
 
 export interface OperatorDeps {
   config: PkiConfig;
@@ -63,15 +68,50 @@ export function deviceRoutes(deps: OperatorDeps): Hono<OperatorEnv> {
         .where(and(eq(devices.profile, profile), eq(devices.deviceId, deviceId)))
     )[0];
 
+  app.get('/operator/devices', async (c) => {
+    const parsed = deviceSearchQuery.safeParse(c.req.query());
+    if (!parsed.success) throw jsonError(400, `bad query: ${issues(parsed.error)}`);
+    const { q, profile, limit } = parsed.data;
+    if (profile && !findProfile(deps.config, profile)) throw jsonError(400, `unknown profile ${profile}`);
+    // A prefix match uses the primary key's index; LIKE's wildcards in q are matched literally.
+    const prefix = `${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+    const rows = await deps.db
+      .select({
+        profile: devices.profile,
+        deviceId: devices.deviceId,
+        status: devices.status,
+        certificateNotAfter: devices.certificateNotAfter,
+        blockedAt: devices.blockedAt,
+        updatedAt: devices.updatedAt,
+      })
+      .from(devices)
+      .where(and(like(devices.deviceId, prefix), profile ? eq(devices.profile, profile) : undefined))
+      .orderBy(devices.deviceId, devices.profile)
+      .limit(limit);
+    return c.json({ q, profile: profile ?? null, devices: rows });
+  });
+
   app.get('/operator/devices/:profile/:deviceId', async (c) => {
     const { profile, deviceId } = target(c.req.param('profile'), c.req.param('deviceId'));
     const workflowId = deviceWorkflowId(profile.name, deviceId);
-    const [executionStatus, row, certs] = await Promise.all([
+    const [executionStatus, row, certs, audit] = await Promise.all([
       lifecycleExecutionStatus(deps.temporal, workflowId),
       deviceRow(profile.name, deviceId),
       certificatesOf(profile.name, deviceId),
+      deps.db
+        .select({
+          occurredAt: auditEvents.occurredAt,
+          actor: auditEvents.actor,
+          action: auditEvents.action,
+          subject: auditEvents.subject,
+          details: auditEvents.details,
+        })
+        .from(auditEvents)
+        .where(and(eq(auditEvents.profile, profile.name), eq(auditEvents.deviceId, deviceId)))
+        .orderBy(desc(auditEvents.id))
+        .limit(AUDIT_TRAIL_LENGTH),
     ]);
-    if (executionStatus === undefined && !row && certs.length === 0)
+    if (executionStatus === undefined && !row && certs.length === 0 && audit.length === 0)
       throw jsonError(404, `no device ${short(deviceId)} in profile ${profile.name}`);
     let lifecycle: Record<string, unknown> | null = null;
     if (executionStatus !== undefined) {
@@ -94,6 +134,7 @@ export function deviceRoutes(deps: OperatorDeps): Hono<OperatorEnv> {
         ...cert,
         revocation: cert.status === 'revoked' ? { revokedAt, reason: revocationReason } : null,
       })),
+      audit,
     });
   });
 

@@ -45,3 +45,11 @@ export const challengeBody = z
     deviceId: deviceIdSchema.optional(),
   })
   .strict();
+
+export const deviceSearchQuery = z
+  .object({
+    q: z.string().max(128).default(''),
+    profile: profileNameSchema.optional(),
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+  })
+  .strict();

@@ -1,0 +1,261 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eq } from 'drizzle-orm';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  type DeviceKey,
+  generateDeviceKeys,
+  openDeviceKeyToken,
+  ScepClient,
+} from '../../bench/scep-client/index.js';
+import { PROJECT_ROOT } from '../../config/load.js';
+import { profileSchema } from '../../config/profile-types.js';
+import { certificates } from '../../db/schema.js';
+import { toPem } from '../../pki/pem.js';
+import { type FakeWebhook, startFakeWebhook } from '../fakes/challenge-webhook.js';
+import { certsFromPkcs7, openssl } from '../support/openssl.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
+import { waitForWorkflows } from '../support/temporal.js';
+
+/**
+ * The operator console in a real browser (Debian chromium driven by playwright-core): an operator
+ * logs in, sees what waits for them, retries an escalated enrollment (the device's poll then gets its
+ * certificate), finds a device and revokes it (OCSP then says revoked). Screenshots of every page are
+ * kept in test-artifacts/console/ (the README shows them).
+ */
+const OPERATOR_TOKEN = 'console-e2e-operator-token';
+const HOOK_SECRET = Buffer.from('console-hook-secret').toString('base64');
+const ARTIFACTS = join(PROJECT_ROOT, 'test-artifacts', 'console');
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let pipeline: Pipeline;
+let hook: FakeWebhook;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let keys: DeviceKey[];
+let deviceToken: Awaited<ReturnType<typeof openDeviceKeyToken>>;
+let work: string;
+
+const shot = async (name: string) => {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+};
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'e2e-console-'));
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const stack = inject('stack');
+  // Device keys in a token of their own, made before this process opens any (SoftHSM reads tokens once).
+  deviceToken = await openDeviceKeyToken(stack.env.SOFTHSM_DIR!, 'console-devices');
+  keys = await generateDeviceKeys(2, deviceToken);
+  hook = await startFakeWebhook({ webhookId: 'console-hook', secretBase64: HOOK_SECRET });
+  Object.assign(process.env, { OPERATOR_TOKEN, CONSOLE_HOOK_SECRET: HOOK_SECRET });
+  pipeline = await startPipeline({
+    enrollmentWaitMs: 1_000,
+    configure: (config) => {
+      const base = config.profiles.find((p) => p.name === 'devices')!;
+      config.profiles.splice(0, config.profiles.length, base);
+      config.profiles.push(
+        profileSchema.parse({
+          ...base,
+          name: 'console',
+          mdm: {
+            type: 'challenge-webhook',
+            url: hook.url,
+            secretEnv: 'CONSOLE_HOOK_SECRET',
+            webhookId: 'console-hook',
+          },
+          ca: {
+            ...base.ca,
+            keyLabel: 'issuing-ca/console',
+            subject: [
+              ['CN', 'Console Test Issuing CA'],
+              ['O', 'Device PKI Tests'],
+            ],
+          },
+          // Two quick attempts at the MDM, then an operator is asked.
+          escalation: {
+            maxAttempts: 2,
+            initialRetrySeconds: 0.2,
+            maxRetryIntervalSeconds: 0.5,
+            deadlineSeconds: 600,
+          },
+        }),
+      );
+    },
+  });
+  process.env.TEMPORAL_UI_URL = 'http://127.0.0.1:8233';
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+  // The operator listener's certificate chains to the test root, which this browser does not know.
+  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 800 } });
+  page = await context.newPage();
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await pipeline?.stop();
+  await hook?.close();
+  await deviceToken?.close();
+});
+
+describe('the operator console in a browser', () => {
+  it('asks for a login, refuses a wrong token, and lets the operator in', async () => {
+    await page.goto(`${pipeline.operatorUrl}/console/queue`);
+    expect(new URL(page.url()).pathname).toBe('/console/login');
+    await shot('login');
+    await page.fill('input[name=name]', 'alice');
+    await page.fill('input[name=token]', 'not-the-token');
+    await page.click('button[type=submit]');
+    await expect.poll(() => page.textContent('[role=status]')).toContain('wrong operator token');
+
+    await page.fill('input[name=name]', 'alice');
+    await page.fill('input[name=token]', OPERATOR_TOKEN);
+    await page.click('button[type=submit]');
+    // Back where the operator was going.
+    expect(new URL(page.url()).pathname).toBe('/console/queue');
+    expect(await page.textContent('[data-testid=operator]')).toBe('alice');
+  });
+
+  it('an escalated enrollment: counted on the overview, retried from the queue, the device polls its certificate', async () => {
+    const scep = await ScepClient.connect({
+      url: `${pipeline.url}/scep/console`,
+      pollIntervalMs: 500,
+      pollTimeoutMs: 120_000,
+    });
+    try {
+      // The MDM's webhook is down for both attempts: the enrollment escalates, the device polls.
+      hook.knobs.decisions.set('console-challenge', { allow: true });
+      hook.knobs.failNext('500', 2);
+      const enrolled = scep.enroll({
+        key: keys[0]!,
+        commonName: 'console-laptop',
+        challengePassword: 'console-challenge',
+      });
+      const [escalated] = await waitForWorkflows(
+        pipeline.client,
+        'WorkflowType="enrollment" AND DeviceId="console-laptop" AND PkiStatus="Escalated"',
+        1,
+        30_000,
+      );
+
+      await page.goto(`${pipeline.operatorUrl}/console`);
+      expect(await page.textContent('[data-testid=escalated-count] .n')).toBe('1');
+      expect(await page.textContent('[data-testid=awaiting-count] .n')).toBe('0');
+      await shot('overview');
+
+      await page.click('[data-testid=escalated-count]');
+      const row = page.locator(`tr[data-workflow-id="${escalated!.workflowId}"]`);
+      expect(await row.locator('td').first().textContent()).toBe('console-laptop');
+      expect(await row.textContent()).toContain('verify');
+      // The link into the Temporal Web UI for this very workflow.
+      const href = await row.locator('a', { hasText: 'Web UI' }).getAttribute('href');
+      expect(href).toBe(
+        `http://127.0.0.1:8233/namespaces/${pipeline.client.options.namespace}/workflows/${encodeURIComponent(escalated!.workflowId)}`,
+      );
+      await shot('queue');
+
+      await row.locator('button', { hasText: 'Retry' }).click();
+      expect(await page.textContent('[role=status]')).toContain('retry sent');
+      const result = await enrolled;
+      expect(result.status).toBe('SUCCESS');
+      // Recorded under the name the operator logged in with, as the token's holder.
+      const [done] = await waitForWorkflows(
+        pipeline.client,
+        `WorkflowId="${escalated!.workflowId}" AND ExecutionStatus="Completed" AND PkiStatus="Issued"`,
+        1,
+      );
+      expect(done).toBeDefined();
+    } finally {
+      scep.close();
+    }
+  });
+
+  it('finds a device, shows its certificate and audit trail, and revokes it: OCSP says revoked', async () => {
+    await page.goto(`${pipeline.operatorUrl}/console/devices`);
+    await page.fill('input[name=q]', 'console-lap');
+    await page.click('button:has-text("Search")');
+    await page.click('[data-testid=devices] a:has-text("console-laptop")');
+    expect(new URL(page.url()).pathname).toBe('/console/devices/console/console-laptop');
+    const [cert] = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'console-laptop'));
+    expect(await page.textContent('[data-testid=certificates]')).toContain(cert!.serialHex);
+    expect(await page.textContent('[data-testid=certificates]')).toContain('valid');
+    expect(await page.textContent('[data-testid=audit]')).toContain('token:alice');
+    await shot('device');
+
+    await page.selectOption('select[name=reason]', 'keyCompromise');
+    await page.click('button:has-text("Revoke every valid certificate")');
+    expect(await page.textContent('[role=status]')).toContain('revoke sent');
+    await expect
+      .poll(
+        async () =>
+          (
+            await pipeline.db.db
+              .select()
+              .from(certificates)
+              .where(eq(certificates.serialHex, cert!.serialHex))
+          )[0]?.status,
+        { timeout: 30_000 },
+      )
+      .toBe('revoked');
+    await page.reload();
+    expect(await page.textContent('[data-testid=certificates]')).toContain('revoked (keyCompromise)');
+    await shot('device-revoked');
+
+    // A relying party asks OCSP about the certificate the device got.
+    const ca = await fetch(`${pipeline.url}/scep/console?operation=GetCACert`);
+    const [, issuing, root] = await certsFromPkcs7(new Uint8Array(await ca.arrayBuffer()), work);
+    const file = (name: string, content: string) => {
+      const path = join(work, name);
+      writeFileSync(path, content);
+      return path;
+    };
+    const ocsp = await openssl([
+      'ocsp',
+      '-issuer',
+      file('issuing.pem', issuing!),
+      '-cert',
+      file('device.pem', toPem(cert!.der)),
+      '-url',
+      `${pipeline.url}/ocsp`,
+      '-CAfile',
+      file('chain.pem', `${issuing}\n${root}\n`),
+    ]);
+    expect(ocsp.code, ocsp.output).toBe(0);
+    expect(ocsp.output).toMatch(/: revoked/);
+    expect(ocsp.output).toMatch(/Reason: keyCompromise/);
+  });
+
+  it('refuses a form posted from another site, and a console page without a session', async () => {
+    const cookies = await context.cookies(`${pipeline.operatorUrl}/console`);
+    const session = cookies.find((c) => c.name === 'pki_console');
+    expect(session?.httpOnly).toBe(true);
+    expect(session?.sameSite).toBe('Strict');
+    // A cross-site form post carrying the operator's cookie (as a browser would without SameSite).
+    const forged = await fetch(`${pipeline.operatorUrl}/console/devices/console/console-laptop/readmit`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: 'https://attacker.example',
+        cookie: `pki_console=${session!.value}`,
+      },
+      body: '',
+      redirect: 'manual',
+    });
+    expect(forged.status).toBe(403);
+    const anonymous = await fetch(`${pipeline.operatorUrl}/console/devices`, { redirect: 'manual' });
+    expect(anonymous.status).toBe(303);
+    expect(anonymous.headers.get('location')).toBe('/console/login?next=%2Fconsole%2Fdevices');
+  });
+});
