@@ -14,6 +14,7 @@ import { decodePkiMessage } from '../../pki/scep/decode.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
 import {
   DeviceIdKey,
+  deviceWorkflowId,
   type EnrollmentResult,
   enrollmentWorkflowId,
   legacyEnrollmentWorkflowId,
@@ -114,6 +115,10 @@ describe('enrollment workflows in the Web UI list', () => {
     expect(closed!.typedSearchAttributes.get(PkiOutcomeKey)).toBe(
       `Issued: serial ${result.outcome.issued.serialHex}, valid until ${result.outcome.issued.notAfter.slice(0, 10)}`,
     );
+
+    // Its certificate life, started by the hand-off, says whose it is too.
+    const lifecycle = await pipeline.client.workflow.getHandle(deviceWorkflowId(PROFILE, cn)).describe();
+    expect(await lifecycle.staticSummary()).toBe(`${cn} · profile ${PROFILE} · certificate life`);
 
     // The device resends the same transaction: the same workflow answers, nothing is enrolled again.
     const again = await send(request);
