@@ -13,6 +13,7 @@ import {
   TASK_QUEUE,
 } from '../workflows/definitions.js';
 import type { deviceLifecycle } from '../workflows/device-lifecycle.js';
+import { lifecycleSummary } from '../workflows/summaries.js';
 
 /**
  * Hands a new certificate to the device's long-lived workflow, starting it on first enrollment.
@@ -29,6 +30,7 @@ export async function handOffToLifecycle(
     args: [{ profile: input.profile, deviceId: input.deviceId, policy: input.policy }],
     signal: certificateIssuedSignal,
     signalArgs: [input.certificate],
+    staticSummary: lifecycleSummary(input.profile, input.deviceId),
     typedSearchAttributes: [
       { key: PkiProfileKey, value: input.profile },
       { key: DeviceIdKey, value: input.deviceId },

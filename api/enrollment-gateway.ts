@@ -15,12 +15,14 @@ import {
   type EnrollmentResult,
   enrollmentStateQuery,
   enrollmentWorkflowId,
+  legacyEnrollmentWorkflowId,
   PkiProfileKey,
   PkiStatusKey,
   type RequestFingerprint,
   TASK_QUEUE,
 } from '../workflows/definitions.js';
 import type { enrollment } from '../workflows/enrollment.js';
+import { enrollmentDetails, enrollmentSummary } from '../workflows/summaries.js';
 
 /** What the API can tell a device about its transaction right now. */
 export type GatewayAnswer =
@@ -38,11 +40,14 @@ export class EnrollmentGateway {
   constructor(private readonly client: Client) {}
 
   async submit(input: EnrollmentInput, waitMs: number): Promise<GatewayAnswer> {
-    const workflowId = enrollmentWorkflowId(input.profile, input.transactionId);
+    const workflowId = await this.workflowIdOf(input.profile, input.transactionId);
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof enrollment>('enrollment', {
       workflowId,
       taskQueue: TASK_QUEUE,
       args: [input],
+      // The Web UI's work list: who, which profile, what kind of request (the outcome is PkiOutcome).
+      staticSummary: enrollmentSummary(input),
+      staticDetails: enrollmentDetails(input),
       workflowIdConflictPolicy: 'USE_EXISTING',
       // A finished transaction is answered from its result, never enrolled again.
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
@@ -76,7 +81,7 @@ export class EnrollmentGateway {
   /** CertPoll/GetCertInitial: a cheap look, no waiting (the device polls again). */
   async poll(profile: string, transactionId: string, signerKeySha256: string): Promise<GatewayAnswer> {
     const handle = this.client.workflow.getHandle<typeof enrollment>(
-      enrollmentWorkflowId(profile, transactionId),
+      await this.workflowIdOf(profile, transactionId),
     );
     try {
       const description = await handle.describe();
@@ -88,6 +93,24 @@ export class EnrollmentGateway {
       return state.outcome ? { kind: 'outcome', outcome: state.outcome } : { kind: 'pending' };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return { kind: 'unknown-transaction' };
+      throw err;
+    }
+  }
+
+  /**
+   * The transaction's workflow id. A transaction started before ids escaped the transactionID (see
+   * enrollmentWorkflowId) keeps its legacy id: a resend or poll after the upgrade attaches there, so
+   * it is never enrolled a second time. Only transactionIDs the escaping changes cost the extra look.
+   */
+  private async workflowIdOf(profile: string, transactionId: string): Promise<string> {
+    const current = enrollmentWorkflowId(profile, transactionId);
+    const legacy = legacyEnrollmentWorkflowId(profile, transactionId);
+    if (legacy === current) return current;
+    try {
+      await this.client.workflow.getHandle(legacy).describe();
+      return legacy;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return current;
       throw err;
     }
   }

@@ -22,6 +22,7 @@ import {
   TASK_QUEUE,
 } from '../workflows/definitions.js';
 import type { deviceLifecycle } from '../workflows/device-lifecycle.js';
+import { lifecycleSummary } from '../workflows/summaries.js';
 import { isWorkflowNotFound } from './temporal-errors.js';
 
 export type SignalOutcome =
@@ -101,6 +102,7 @@ export async function commandDevice(
     args: [{ profile: profile.name, deviceId, policy: lifecyclePolicy(profile) }] as Parameters<
       typeof deviceLifecycle
     >,
+    staticSummary: lifecycleSummary(profile.name, deviceId),
     typedSearchAttributes: [
       { key: PkiProfileKey, value: profile.name },
       { key: DeviceIdKey, value: deviceId },

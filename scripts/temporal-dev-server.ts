@@ -28,6 +28,7 @@ export const SEARCH_ATTRIBUTES = {
   DeviceId: 'Keyword',
   PkiStatus: 'Keyword',
   CertNotAfter: 'Datetime',
+  PkiOutcome: 'Keyword',
 } as const;
 
 type CliSearchAttributeType = (typeof SEARCH_ATTRIBUTES)[keyof typeof SEARCH_ATTRIBUTES];

@@ -22,6 +22,11 @@ export const PkiProfileKey = defineSearchAttributeKey('PkiProfile', SearchAttrib
 export const DeviceIdKey = defineSearchAttributeKey('DeviceId', SearchAttributeType.KEYWORD);
 export const PkiStatusKey = defineSearchAttributeKey('PkiStatus', SearchAttributeType.KEYWORD);
 export const CertNotAfterKey = defineSearchAttributeKey('CertNotAfter', SearchAttributeType.DATETIME);
+/**
+ * How a finished enrollment ended, in words (`Issued: serial ...`, `Refused: <reason>`): a refused
+ * enrollment is a green "Completed" workflow, so the list needs this column to tell it apart.
+ */
+export const PkiOutcomeKey = defineSearchAttributeKey('PkiOutcome', SearchAttributeType.KEYWORD);
 
 export type PkiStatus =
   | 'Pending'
@@ -59,8 +64,39 @@ export const FAILURE = {
   invalidRevocation: 'InvalidRevocation',
 } as const;
 
+/**
+ * `enroll/<profile>/<transactionID>`, the transactionID made readable and URL-safe: a SCEP
+ * transactionID is any printable string (often base64: `/`, `+`, `=`), and a raw `/` gave ids like
+ * `enroll/devices//uaj...` (an empty segment) that do not survive URLs. Each character outside
+ * `A-Z a-z 0-9 - . ~` becomes `_XX` (its UTF-8 bytes in hex, `_` itself included): percent-encoding
+ * with `_` for `%`, so the id is one unreserved-only segment (nothing to decode twice on its way
+ * through a URL), an operator still reads the transactionID in it (`_2Fuaj...XoDjI_3D`), and the
+ * mapping stays one-to-one (a resent transaction finds its workflow, two transactions never share
+ * one). Hex and GUID transactionIDs (sscep, Windows, Apple) keep the id they had before this scheme.
+ * Transactions started before it live under {@link legacyEnrollmentWorkflowId}.
+ */
 export const enrollmentWorkflowId = (profile: string, transactionId: string) =>
+  `enroll/${profile}/${idSegment(transactionId)}`;
+/** The id of enrollments started before {@link enrollmentWorkflowId} escaped the transactionID. */
+export const legacyEnrollmentWorkflowId = (profile: string, transactionId: string) =>
   `enroll/${profile}/${transactionId}`;
+
+/** One path segment, unreserved characters only (see enrollmentWorkflowId); never empty, never a dot segment. */
+export function idSegment(value: string): string {
+  if (value === '') return '_';
+  const escaped = Array.from(value, (char) =>
+    /^[A-Za-z0-9.~-]$/.test(char) ? char : hexBytes(char).replace(/(..)/g, '_$1'),
+  ).join('');
+  // `.` and `..` are dot segments: URL normalisation would remove them.
+  return /^\.+$/.test(escaped) ? escaped.replace(/\./g, '_2E') : escaped;
+}
+
+/** UTF-8 bytes of one character in upper-case hex, without node:buffer (workflow code may import this file). */
+function hexBytes(char: string): string {
+  return Array.from(new TextEncoder().encode(char), (b) =>
+    b.toString(16).toUpperCase().padStart(2, '0'),
+  ).join('');
+}
 export const deviceWorkflowId = (profile: string, deviceId: string) => `device/${profile}/${deviceId}`;
 export const revocationWorkflowId = (issuingCa: string, serialHex: string) =>
   `revoke/${issuingCa}/${serialHex}`;

@@ -7,6 +7,7 @@ import {
   patched,
   proxyActivities,
   proxyLocalActivities,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -27,15 +28,19 @@ import {
   FAILURE,
   type FailInfoName,
   type IssuedCertificate,
+  PkiOutcomeKey,
   type PkiStatus,
   PkiStatusKey,
   rejectSignal,
   retrySignal,
 } from './definitions.js';
 import { enrollmentBeforeAdmission } from './legacy/enrollment-2026-11.js';
+import { outcomeLine } from './summaries.js';
 
 /** Marks executions that run this code; older histories replay workflows/legacy/enrollment-2026-11.ts. */
 export const ADMISSION_PATCH = 'admission-and-outbox';
+/** Marks executions that write how they ended (PkiOutcome) with their final status. */
+export const VISIBLE_OUTCOME_PATCH = 'outcome-in-visibility';
 
 /** Ends the story early with a FAILURE the device (and the MDM) will hear about. */
 class Refusal extends Error {
@@ -173,7 +178,10 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
 
   // Deliver: the device's waiting update (or its next poll) reads this.
   state.outcome = outcome;
-  setStatus(outcome.status === 'SUCCESS' ? 'Issued' : 'Failed');
+  // The Web UI list shows a refused enrollment as a green "Completed": PkiOutcome says how it ended.
+  const ended = patched(VISIBLE_OUTCOME_PATCH) ? outcomeLine(outcome) : undefined;
+  if (ended) setCurrentDetails(ended);
+  setStatus(outcome.status === 'SUCCESS' ? 'Issued' : 'Failed', ended);
   // Let the API's waiting update read the outcome before the workflow closes.
   await condition(allHandlersFinished);
   return { fingerprint: input.fingerprint, outcome, deviceId: state.deviceId };
@@ -456,10 +464,11 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
    * Visibility gets a status when the enrollment waits in it (on another queue, or on an operator) and
    * the final one; the passing ones of a single workflow task are only in the `state` query.
    */
-  function setStatus(status: PkiStatus): void {
+  function setStatus(status: PkiStatus, outcomeText?: string): void {
     state.status = status;
     upsertSearchAttributes([
       { key: PkiStatusKey, value: status },
+      ...(outcomeText ? [{ key: PkiOutcomeKey, value: outcomeText }] : []),
       ...(state.deviceId !== input.claimedDeviceId ? [{ key: DeviceIdKey, value: state.deviceId }] : []),
     ]);
   }

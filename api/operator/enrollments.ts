@@ -30,7 +30,7 @@ const STATUS_QUERY = {
   failed: 'PkiStatus="Failed"',
 } as const;
 
-const listQuery = z
+export const listQuery = z
   .object({
     status: z.enum(['escalated', 'awaiting-approval', 'failed'], {
       error: 'status must be escalated, awaiting-approval or failed',

@@ -13,7 +13,7 @@ import { issues, jsonError, parseJsonBody } from '../http/errors.js';
 import type { OperatorDeps } from './devices.js';
 import { decisionBody, profileNameSchema } from './schemas.js';
 
-const listQuery = z
+export const listQuery = z
   .object({
     state: z.enum(['dead', 'pending', 'delivered'], { error: 'state must be dead, pending or delivered' }),
     profile: profileNameSchema.optional(),

@@ -127,8 +127,11 @@ export async function handlePkiOperation(
   }
 }
 
-/** Reads the CSR far enough to start a workflow; undefined when it is unreadable or its signature fails. */
-async function enrollmentInput(
+/**
+ * Reads the CSR far enough to start a workflow; undefined when it is unreadable or its signature fails.
+ * Exported for the upgrade test, which starts a transaction the way a previous release did.
+ */
+export async function enrollmentInput(
   request: Extract<ScepRequest, { csr: Uint8Array }>,
   profile: Profile,
   signerKeySha256: string,

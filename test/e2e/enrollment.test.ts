@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditEvents, certificates, devices, enrollments } from '../../db/schema.js';
+import { enrollmentWorkflowId } from '../../workflows/definitions.js';
 import { certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
@@ -90,7 +91,7 @@ describe('a device enrolls with micromdm scepclient', () => {
       `WorkflowType="enrollment" AND DeviceId="laptop-001" AND PkiStatus="Issued" AND PkiProfile="devices"`,
       1,
     );
-    expect(workflow?.workflowId).toBe(`enroll/devices/${enrollment!.transactionId}`);
+    expect(workflow?.workflowId).toBe(enrollmentWorkflowId('devices', enrollment!.transactionId));
     expect(workflow?.status.name).toBe('COMPLETED');
 
     const [lifecycle] = await waitForWorkflows(

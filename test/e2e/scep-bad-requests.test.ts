@@ -5,6 +5,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enrollments } from '../../db/schema.js';
 import { toPem } from '../../pki/pem.js';
+import { enrollmentWorkflowId } from '../../workflows/definitions.js';
 import { postPkiOperation } from '../support/certrep-attributes.js';
 import { buildPkiMessage, makeDevice, type OpensslDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
@@ -66,7 +67,9 @@ describe('signed but wrong requests', () => {
       work,
     );
     expect(reply.attributes).toMatchObject({ pkiStatus: '2', failInfo: '1', transactionId });
-    const started = await pipeline.client.workflow.count(`WorkflowId="enroll/devices/${transactionId}"`);
+    const started = await pipeline.client.workflow.count(
+      `WorkflowId="${enrollmentWorkflowId('devices', transactionId)}"`,
+    );
     expect(started.count).toBe(0);
   });
 
