@@ -11,7 +11,14 @@ import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorEnv } from '../http/auth.js';
 import { listQuery as enrollmentListQuery } from './enrollments.js';
 import { listQuery as eventListQuery } from './events.js';
-import { challengeBody, decisionBody, rejectBody, revokeBody, revokeCertificateBody } from './schemas.js';
+import {
+  challengeBody,
+  decisionBody,
+  deviceSearchQuery,
+  rejectBody,
+  revokeBody,
+  revokeCertificateBody,
+} from './schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -130,9 +137,18 @@ export function operatorOpenApi(serverUrl?: string): Json {
           responses: { '200': ok('OpenAPI 3.1 document.') },
         }),
       },
+      '/operator/devices': {
+        get: operation({
+          summary: 'Devices whose id starts with q (all devices when q is empty), optionally in one profile.',
+          tags: ['devices'],
+          parameters: queryParameters(deviceSearchQuery),
+          responses: { '200': ok('The matching devices.'), '400': error('Bad query or unknown profile.') },
+        }),
+      },
       '/operator/devices/{profile}/{deviceId}': {
         get: operation({
-          summary: "A device: its lifecycle's state, its row (status, block) and every certificate.",
+          summary:
+            "A device: its lifecycle's state, its row (status, block), every certificate and its latest audit events.",
           tags: ['devices'],
           parameters: [PROFILE, DEVICE],
           responses: { '200': ok('The device.'), '404': error('Unknown profile or device.') },
