@@ -1,4 +1,6 @@
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PROJECT_ROOT } from '../config/load.js';
 import { startupConfig } from '../config/startup.js';
 import { startInProcess } from '../runtime/in-process.js';
@@ -47,6 +49,10 @@ log(
   `database ready (${database.kind === 'postgres' ? 'Postgres from DATABASE_URL' : `PGlite in ${settings.pgliteDir}`})`,
 );
 const client = await connectTemporal(settings, codec);
+// The console and the operator API need a credential: a dev token of its own, kept across restarts.
+env.OPERATOR_TOKEN ??= devOperatorToken(join(dirname(settings.pgliteDir), 'dev-operator-token'));
+// The console links each enrollment and device to its workflow in this Web UI.
+if (temporal.uiUrl) env.TEMPORAL_UI_URL ??= temporal.uiUrl;
 const pipeline = await startInProcess({ settings, config, tokens, codec, database, client });
 
 const url = pipeline.api.url;
@@ -60,6 +66,8 @@ console.log(`
                   with an operator client certificate in the browser)
   Operator API    ${pipeline.api.operatorUrl}   (HTTPS; trust ${rootCaFile(settings)};
                   Authorization: Bearer $OPERATOR_TOKEN, or an operator client certificate)
+  Console         ${pipeline.api.operatorUrl}/console   (log in with any name and the operator token)
+  Operator token  ${env.OPERATOR_TOKEN}
   Codec server    ${pipeline.api.operatorUrl}/codec   (temporal workflow show --codec-endpoint ...)
   Enroll a device:
     openssl genrsa -traditional -out key.pem 2048
@@ -86,3 +94,12 @@ pipeline.failed.catch((err) => {
   console.error(`[dev] ${err}`);
   void stop(1);
 });
+
+/** A random operator token for this dev data directory (never for production: set OPERATOR_TOKEN). */
+function devOperatorToken(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dirname(file), { recursive: true });
+  const token = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return token;
+}

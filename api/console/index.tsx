@@ -9,6 +9,7 @@ import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import type { Child } from 'hono/jsx';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { PkiConfig } from '../../config/profile-types.js';
 import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorAuthOptions, OperatorEnv } from '../http/auth.js';
@@ -43,16 +44,16 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
   app.use('/console/*', csrf());
   app.use('/console', csrf());
 
-  app.get('/console/login', (c) => c.html(<LoginPage next={safeNext(c.req.query('next'))} />));
+  app.get('/console/login', (c) => html(c, <LoginPage next={safeNext(c.req.query('next'))} />));
   app.post('/console/login', async (c) => {
     const form = await c.req.parseBody();
     const name = String(form.name ?? '')
       .trim()
       .slice(0, 64);
     const next = safeNext(String(form.next ?? ''));
-    if (!name) return c.html(<LoginPage next={next} error="give your name" />, 400);
+    if (!name) return html(c, <LoginPage next={next} error="give your name" />, 400);
     const result = await sessions.login(c, { token: String(form.token ?? ''), name });
-    if (!result.ok) return c.html(<LoginPage next={next} error={result.error} />, result.status);
+    if (!result.ok) return html(c, <LoginPage next={next} error={result.error} />, result.status);
     return c.redirect(next, 303);
   });
   app.post('/console/logout', (c) => {
@@ -65,11 +66,12 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
 
   const page = (c: Context<ConsoleEnv>, title: string, section: Section, body: Child, status = 200) => {
     const notice = takeNotice(c);
-    return c.html(
+    return html(
+      c,
       <Layout title={title} section={section} operatorName={c.get('operatorName')} notice={notice}>
         {body}
       </Layout>,
-      status as 200,
+      status as ContentfulStatusCode,
     );
   };
   const failure = (
@@ -181,6 +183,15 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
   });
 
   return app;
+}
+
+/** A whole page: the doctype keeps browsers out of quirks mode (JSX cannot write it). */
+async function html(
+  c: Context,
+  page: { toString(): string | Promise<string> },
+  status: ContentfulStatusCode = 200,
+) {
+  return c.html(`<!doctype html>${await page.toString()}`, status);
 }
 
 /** Post/redirect/get: the outcome is shown once on the page the operator returns to. */
