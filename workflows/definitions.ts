@@ -139,6 +139,19 @@ export interface IssuedCertificate {
   sha256Hex: string;
 }
 
+/**
+ * Why an enrollment failed, as the daily report groups it: the MDM said no (with its code), the
+ * request broke policy (key, template, renewal signer, admission, unreadable CSR), the CA refused
+ * it, an operator rejected it (escalated or awaiting approval), or nobody decided before the deadline.
+ */
+export const FAILURE_CAUSES = ['mdm', 'policy', 'ca', 'rejected', 'deadline'] as const;
+export type FailureCause = (typeof FAILURE_CAUSES)[number];
+export interface EnrollmentFailure {
+  cause: FailureCause;
+  /** The MDM's refusal code (cause mdm), when it gives one. */
+  code?: string;
+}
+
 export type EnrollmentOutcome =
   | { status: 'SUCCESS'; issued: IssuedCertificate }
   | { status: 'FAILURE'; failInfo: FailInfoName; reason: string };
