@@ -284,3 +284,25 @@ export interface RevocationSyncActivities {
 }
 
 export type { RevocationReason } from './definitions.js';
+
+/** `pki` queue: the daily report (schedule `reports/daily`, workflows/daily-report.ts). */
+export interface ReportActivities {
+  /**
+   * Computes the report as of `asOf` (the 24 hours before it; states as of it), stores it under its
+   * date in the configured time zone and enqueues its `report.daily` event, in one transaction.
+   */
+  buildDailyReport(input: { asOf: string; workflowId: string }): Promise<DailyReportSummary>;
+  /** Sends the stored report as HTML e-mail to the reports' recipients; none configured: not sent. */
+  emailDailyReport(input: { reportDate: string }): Promise<{ sent: boolean }>;
+}
+
+export interface DailyReportSummary {
+  reportDate: string;
+  totals: {
+    obtained: number;
+    renewSoon: number;
+    failed: number;
+    notRenewedInTime: number;
+    noValidCertificate: number;
+  };
+}

@@ -64,6 +64,10 @@ export const enrollmentWorkflowId = (profile: string, transactionId: string) =>
 export const deviceWorkflowId = (profile: string, deviceId: string) => `device/${profile}/${deviceId}`;
 export const revocationWorkflowId = (issuingCa: string, serialHex: string) =>
   `revoke/${issuingCa}/${serialHex}`;
+/** The daily report's schedule; its runs are `reports/daily-<time>` (Temporal appends the time). */
+export const DAILY_REPORT_SCHEDULE_ID = 'reports/daily';
+/** A report run now (CLI, operator API) rather than by the schedule. */
+export const dailyReportNowWorkflowId = (at: Date) => `reports/daily/now/${at.toISOString()}`;
 
 /** What the API read from the CSR: enough for policy and the template, without the challenge password. */
 export interface CsrSummary extends CsrRequest {

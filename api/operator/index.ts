@@ -12,6 +12,7 @@ import { challengeRoutes } from './challenges.js';
 import { deviceRoutes, type OperatorDeps } from './devices.js';
 import { enrollmentRoutes } from './enrollments.js';
 import { eventRoutes } from './events.js';
+import { reportRoutes } from './reports.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -39,5 +40,6 @@ export function operatorRoutes(
   app.route('/', enrollmentRoutes(deps));
   app.route('/', eventRoutes(deps));
   app.route('/', challengeRoutes(deps));
+  app.route('/', reportRoutes(deps));
   return app;
 }
