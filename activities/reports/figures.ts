@@ -93,14 +93,18 @@ export async function computeFigures(db: Executor, query: FiguresQuery): Promise
   const notBlocked = sql`${devices.blockedAt} is null`;
   const hasValid = sql`${held.validUntil} > ${now}`;
   const noValid = sql`(${held.validUntil} is null or ${held.validUntil} <= ${now})`;
+  const overdue = sql`${devices.status} = 'renewal_overdue'`;
   const states = await db
     .select({
       profile: devices.profile,
-      renewSoon: count(sql`${notBlocked} and ${hasValid} and ${held.validUntil} <= ${soon}`),
+      // An overdue device is counted as "not renewed in time", not again as "renew soon".
+      renewSoon: count(
+        sql`${notBlocked} and ${hasValid} and ${held.validUntil} <= ${soon} and not ${overdue}`,
+      ),
       expired: count(
         sql`${notBlocked} and ${noValid} and ${held.validUntil} > ${start} and ${held.validUntil} <= ${now}`,
       ),
-      overdue: count(sql`${notBlocked} and ${hasValid} and ${devices.status} = 'renewal_overdue'`),
+      overdue: count(sql`${notBlocked} and ${hasValid} and ${overdue}`),
       blocked: count(sql`${noValid} and not ${notBlocked}`),
       lapsed: count(sql`${noValid} and ${notBlocked} and ${held.deviceId} is not null`),
       neverIssued: count(sql`${notBlocked} and ${held.deviceId} is null`),

@@ -8,7 +8,7 @@ import type { FailureCause } from '../../workflows/definitions.js';
 export interface CategoryCounts {
   /** Devices that got a certificate in the period. */
   obtained: number;
-  /** Devices (not blocked) whose newest valid certificate runs out within renewSoonDays. */
+  /** Devices (not blocked, not overdue) whose newest valid certificate runs out within renewSoonDays. */
   renewSoon: number;
   /** Enrollments that ended in FAILURE in the period. */
   failed: number;
