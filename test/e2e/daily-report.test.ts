@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localDate } from '../../activities/reports/daily-report.js';
 import {
   countsOf,
@@ -388,6 +388,35 @@ describe('the daily report', () => {
     expect(event.data).toEqual(report);
     expect(countsOf(event.data.totals)).toEqual(countsOf(report.totals));
   }, 300_000);
+
+  it('runs now from the command line: npm run report -- --now --csv', async () => {
+    const stack = inject('stack');
+    const { stdout, stderr } = await promisify(execFile)(
+      'npx',
+      ['tsx', 'scripts/report.ts', '--now', '--csv'],
+      {
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: pipeline.temporalAddress,
+          TEMPORAL_NAMESPACE: pipeline.client.options.namespace,
+          DATABASE_URL: stack.databaseUrl,
+        },
+        timeout: 60_000,
+      },
+    );
+    const rows = stdout.trim().split('\r\n');
+    expect(rows[0]).toMatch(/^profile,obtained,renew_soon,failed,/);
+    // Figures that time does not move: the same as the report the operator API ran.
+    const reportDate = /report (\d{4}-\d{2}-\d{2})/.exec(stderr)?.[1];
+    expect(reportDate).toBe(localDate(new Date(), TIME_ZONE));
+    const stored = (await (await operator(`/operator/reports/${reportDate}.csv`)).text())
+      .trim()
+      .split('\r\n');
+    for (const name of ['rpt-main', 'rpt-short', 'rpt-atlas', 'rpt-unattended'])
+      expect(rows.find((r) => r.startsWith(`${name},`))).toBe(stored.find((r) => r.startsWith(`${name},`)));
+    expect(rows.find((r) => r.startsWith('rpt-main,'))).toMatch(/^rpt-main,2,0,2,1,1,0,0,0,0,/);
+    await expect.poll(() => mail.messages.length, { timeout: 10_000 }).toBe(2);
+  }, 90_000);
 
   it('answers 400 for what is not a report date, 404 for a date without a report', async () => {
     const bad = await operator('/operator/reports/yesterday');
