@@ -13,6 +13,7 @@ import {
 } from '../../activities/reports/report.js';
 import { saveReport } from '../../activities/reports/store.js';
 import { profileSchema } from '../../config/profile-types.js';
+import { ensureSchedules } from '../../runtime/schedules.js';
 import { DAILY_REPORT_SCHEDULE_ID } from '../../workflows/definitions.js';
 import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
 import { type SmtpSink, startSmtpSink } from '../fakes/smtp-sink.js';
@@ -185,6 +186,16 @@ describe('the daily report', () => {
       minute: [{ start: 30, end: 30, step: 1 }],
     });
     expect(schedule.action).toMatchObject({ type: 'startWorkflow', workflowType: 'dailyReport' });
+
+    // A worker started with another report time moves the existing schedule to it.
+    const later = { ...pipeline.config, reports: { ...pipeline.config.reports, time: '07:45' } };
+    expect(await ensureSchedules(pipeline.client, later)).not.toContain(DAILY_REPORT_SCHEDULE_ID);
+    const moved = await pipeline.client.schedule.getHandle(DAILY_REPORT_SCHEDULE_ID).describe();
+    expect(moved.spec.calendars?.[0]).toMatchObject({
+      hour: [{ start: 7, end: 7, step: 1 }],
+      minute: [{ start: 45, end: 45, step: 1 }],
+    });
+    expect(moved.spec.timezone).toBe(TIME_ZONE);
   });
 
   it('counts a seeded scenario exactly, and delivers it by e-mail, webhook, JSON and CSV', async () => {
