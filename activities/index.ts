@@ -17,6 +17,7 @@ import type {
   EnrollmentActivities,
   LifecycleActivities,
   PkiEvent,
+  ReportActivities,
   RevocationActivities,
   RevocationSyncActivities,
 } from '../workflows/activities.js';
@@ -27,6 +28,7 @@ import { handOffToLifecycle, notifyLifecycleOfRevocation } from './lifecycle.js'
 import { mdmVerifierFor } from './mdm/index.js';
 import type { MdmVerifier } from './mdm/verifier.js';
 import { enqueueEvent } from './notify/outbox.js';
+import { createReportActivities } from './reports/daily-report.js';
 import { createRevocationSyncActivities } from './revocation-sync.js';
 import { admitEnrollment, recordApproval } from './store/admission.js';
 import { recordAudit, recordEvent } from './store/audit.js';
@@ -52,6 +54,7 @@ export type PkiQueueActivities = EnrollmentActivities &
   LifecycleActivities &
   RevocationActivities &
   RevocationSyncActivities &
+  ReportActivities &
   CaActivities &
   CompatibilityActivities;
 
@@ -115,6 +118,8 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
     publishEvent: (event) => enqueueEvent(deps.db, profileOf(event.profile).notifications, event),
     // Intune's revocation channel and CRL freshness (scheduled workflows, runtime/schedules.ts).
     ...createRevocationSyncActivities({ config: deps.config, db: deps.db, temporal: deps.temporal, env }),
+    // The daily report (schedule reports/daily, workflows/daily-report.ts).
+    ...createReportActivities({ config: deps.config, db: deps.db, env }),
     // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm.
     ...createCaActivities({ config: deps.config, db: deps.db, queue: TASK_QUEUE, env }),
   };

@@ -257,6 +257,40 @@ const events = z
   })
   .default({ deadLetterAfterSeconds: 86400, maxRetryIntervalSeconds: 600, timeoutMs: 10_000 });
 
+/** A time zone the runtime knows (IANA name, e.g. Europe/Paris, or UTC). */
+const timeZone = z.string().refine((name) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: name });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be an IANA time zone name, e.g. Europe/Paris or UTC');
+
+/** The daily report (DESIGN.md "Reports"): schedule `reports/daily`, its figures and who gets it. */
+const reports = z
+  .object({
+    /** Local time of day the schedule runs, HH:MM (24 h) in timeZone. */
+    time: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (24 h)')
+      .default('06:00'),
+    timeZone: timeZone.default('UTC'),
+    /** "Renew soon": the device's newest valid certificate runs out within this many days. */
+    renewSoonDays: z.number().int().min(1).max(365).default(7),
+    /** Earlier reports shown in the trend (charts and JSON). */
+    trendReports: z.number().int().min(1).max(90).default(14),
+    /** `report.daily` webhooks (signed like every event) and the HTML e-mail's recipients. */
+    notifications,
+  })
+  .default({
+    time: '06:00',
+    timeZone: 'UTC',
+    renewSoonDays: 7,
+    trendReports: 14,
+    notifications: { webhooks: [] },
+  });
+
 export const pkiConfigSchema = z
   .object({
     rootCa: z.object({
@@ -273,6 +307,7 @@ export const pkiConfigSchema = z
     }),
     profiles: z.array(profileSchema).min(1),
     events,
+    reports,
     /**
      * Operators authenticate to the HTTPS operator listener with client certificates this product
      * issues under this profile (a local CA; a one-time challenge bound to the operator's name);
@@ -314,6 +349,7 @@ export type LocalCaConfig = Extract<CaConfig, { type: 'local-hsm' }>;
 export type NotificationConfig = z.infer<typeof notifications>;
 export type EscalationConfig = z.infer<typeof escalation>;
 export type EventsConfig = z.infer<typeof events>;
+export type ReportsConfig = z.infer<typeof reports>;
 export type Profile = z.infer<typeof profileSchema>;
 export type RootCaConfig = PkiConfig['rootCa'];
 export type PkiConfig = z.infer<typeof pkiConfigSchema>;

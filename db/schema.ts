@@ -104,6 +104,10 @@ export const enrollments = pgTable(
     status: text('status').notNull(),
     failInfo: text('fail_info'),
     failureReason: text('failure_reason'),
+    /** The daily report's reason group (FailureCause: mdm, policy, ca, rejected, deadline); null before reports. */
+    failureCause: text('failure_cause'),
+    /** The MDM's refusal code, when it gave one (Intune). */
+    failureCode: text('failure_code'),
     csrSha256: text('csr_sha256').notNull(),
     /** The PKCS#10 (it carries the challenge password), AES-GCM sealed under an HSM key. */
     csrSealed: bytea('csr_sealed').notNull(),
@@ -111,7 +115,11 @@ export const enrollments = pgTable(
     createdAt: at('created_at').notNull(),
     completedAt: at('completed_at'),
   },
-  (t) => [index('enrollments_device_idx').on(t.profile, t.deviceId)],
+  (t) => [
+    index('enrollments_device_idx').on(t.profile, t.deviceId),
+    // The daily report reads one day of outcomes out of all of them.
+    index('enrollments_completed_idx').on(t.completedAt),
+  ],
 );
 
 export const certificates = pgTable(
@@ -278,4 +286,16 @@ export const ocspResponders = pgTable('ocsp_responders', {
   certificate: bytea('certificate'),
   notAfter: at('not_after'),
   updatedAt: at('updated_at').notNull().defaultNow(),
+});
+
+/**
+ * The daily reports (activities/reports/), one per report date in the configured time zone: a report
+ * run again the same day replaces that day's row. `body` is the DailyReport served by the operator API.
+ */
+export const reports = pgTable('reports', {
+  reportDate: text('report_date').primaryKey(),
+  generatedAt: at('generated_at').notNull(),
+  periodStart: at('period_start').notNull(),
+  periodEnd: at('period_end').notNull(),
+  body: jsonb('body').$type<Record<string, unknown>>().notNull(),
 });

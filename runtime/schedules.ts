@@ -6,6 +6,8 @@
  *   within 6 hours (CRLs are valid 24 hours).
  * - `intune-revocations/<profile>`: per Intune profile, every INTUNE_REVOCATION_SYNC_MINUTES
  *   (default 15), workflow `intuneRevocationSync` answers Intune's revocation requests.
+ * - `reports/daily`: at `reports.time` in `reports.timeZone`, workflow `dailyReport`. Unlike the
+ *   others its time comes from the config file, so an existing one is updated to the configured time.
  *
  * Operators see them in the Web UI (Schedules) and with `temporal schedule list`; `temporal schedule
  * trigger --schedule-id crl-refresh` runs one now. A schedule whose profile was removed from the
@@ -13,7 +15,13 @@
  */
 import { type Client, ScheduleAlreadyRunning, type ScheduleOptions } from '@temporalio/client';
 import type { PkiConfig } from '../config/profile-types.js';
-import { PkiProfileKey, TASK_QUEUE } from '../workflows/definitions.js';
+import type { dailyReport } from '../workflows/daily-report.js';
+import {
+  DAILY_REPORT_SCHEDULE_ID,
+  dailyReportNowWorkflowId,
+  PkiProfileKey,
+  TASK_QUEUE,
+} from '../workflows/definitions.js';
 
 export const CRL_REFRESH_SCHEDULE_ID = 'crl-refresh';
 export const intuneRevocationScheduleId = (profile: string) => `intune-revocations/${profile}`;
@@ -46,6 +54,7 @@ export function productSchedules(config: PkiConfig, settings: ScheduleSettings):
       policies: { overlap: 'SKIP', catchupWindow: '1 hour' },
     },
   ];
+  schedules.push(dailyReportSchedule(config));
   for (const profile of config.profiles) {
     if (profile.mdm.type !== 'intune') continue;
     schedules.push({
@@ -66,6 +75,24 @@ export function productSchedules(config: PkiConfig, settings: ScheduleSettings):
   return schedules;
 }
 
+function dailyReportSchedule(config: PkiConfig): ScheduleOptions {
+  const [hour, minute] = config.reports.time.split(':').map(Number) as [number, number];
+  return {
+    scheduleId: DAILY_REPORT_SCHEDULE_ID,
+    spec: { calendars: [{ hour, minute }], timezone: config.reports.timeZone },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'dailyReport',
+      workflowId: DAILY_REPORT_SCHEDULE_ID,
+      taskQueue: TASK_QUEUE,
+      args: [],
+      workflowExecutionTimeout: '1 hour',
+    },
+    // A worker fleet that was down at report time still sends the day's report when it comes back.
+    policies: { overlap: 'SKIP', catchupWindow: '6 hours' },
+  };
+}
+
 /** Creates the missing schedules; returns the ids it created (the others already existed). */
 export async function ensureSchedules(
   client: Client,
@@ -79,6 +106,10 @@ export async function ensureSchedules(
       created.push(options.scheduleId);
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+      if (options.scheduleId === DAILY_REPORT_SCHEDULE_ID)
+        await client.schedule
+          .getHandle(options.scheduleId)
+          .update((current) => ({ ...current, spec: options.spec }));
     }
   }
   return created;
@@ -96,4 +127,18 @@ export async function requestRevocationRefresh(client: Client): Promise<void> {
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowExecutionTimeout: '50 minutes',
   });
+}
+
+/** Runs the daily report now (CLI, operator API) and waits for it: the report of today's date. */
+export async function runDailyReportNow(
+  client: Client,
+): Promise<{ reportDate: string; emailed: boolean; workflowId: string }> {
+  const workflowId = dailyReportNowWorkflowId(new Date());
+  const { reportDate, emailed } = await client.workflow.execute<typeof dailyReport>('dailyReport', {
+    workflowId,
+    taskQueue: TASK_QUEUE,
+    args: [],
+    workflowExecutionTimeout: '1 hour',
+  });
+  return { reportDate, emailed, workflowId };
 }

@@ -6,6 +6,7 @@
 import type { VerifiedIdentity } from '../pki/admission/identity.js';
 import type {
   DeviceCertificate,
+  EnrollmentFailure,
   EnrollmentInput,
   EnrollmentOutcome,
   IssuedCertificate,
@@ -15,7 +16,8 @@ import type {
 
 export type MdmVerdict =
   | { verdict: 'approved'; identity: VerifiedIdentity }
-  | { verdict: 'rejected'; reason: string };
+  /** `code`: the MDM's own refusal code where it gives one (Intune: ChallengeExpired...), for reports. */
+  | { verdict: 'rejected'; reason: string; code?: string };
 
 /**
  * Whether the certificate that signed a renewal may renew: it must be ours, valid now, not revoked,
@@ -53,7 +55,9 @@ export interface PkiEvent {
     | 'certificate.renewal_overdue'
     | 'certificate.expired'
     | 'certificate.revoked'
-    | 'device.readmitted';
+    | 'device.readmitted'
+    /** The daily report (activities/reports/): profile `*`, data = the report's totals and per-profile figures. */
+    | 'report.daily';
   /** Unique per event and stable across retries: the delivery id receivers de-duplicate on. */
   id: string;
   at: string;
@@ -93,6 +97,8 @@ export interface RecordEnrollmentInput {
   receivedAt: string;
   completedAt: string;
   outcome: EnrollmentOutcome;
+  /** Why a FAILURE failed, for the daily report's reason groups (absent in runs older than the reports). */
+  failure?: EnrollmentFailure;
   trail: AuditEntry[];
   /** Delivered from the outbox once the outcome is committed. */
   event: PkiEvent;
@@ -278,3 +284,25 @@ export interface RevocationSyncActivities {
 }
 
 export type { RevocationReason } from './definitions.js';
+
+/** `pki` queue: the daily report (schedule `reports/daily`, workflows/daily-report.ts). */
+export interface ReportActivities {
+  /**
+   * Computes the report as of `asOf` (the 24 hours before it; states as of it), stores it under its
+   * date in the configured time zone and enqueues its `report.daily` event, in one transaction.
+   */
+  buildDailyReport(input: { asOf: string; workflowId: string }): Promise<DailyReportSummary>;
+  /** Sends the stored report as HTML e-mail to the reports' recipients; none configured: not sent. */
+  emailDailyReport(input: { reportDate: string }): Promise<{ sent: boolean }>;
+}
+
+export interface DailyReportSummary {
+  reportDate: string;
+  totals: {
+    obtained: number;
+    renewSoon: number;
+    failed: number;
+    notRenewedInTime: number;
+    noValidCertificate: number;
+  };
+}

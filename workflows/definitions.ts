@@ -100,6 +100,10 @@ function hexBytes(char: string): string {
 export const deviceWorkflowId = (profile: string, deviceId: string) => `device/${profile}/${deviceId}`;
 export const revocationWorkflowId = (issuingCa: string, serialHex: string) =>
   `revoke/${issuingCa}/${serialHex}`;
+/** The daily report's schedule; its runs are `reports/daily-<time>` (Temporal appends the time). */
+export const DAILY_REPORT_SCHEDULE_ID = 'reports/daily';
+/** A report run now (CLI, operator API) rather than by the schedule. */
+export const dailyReportNowWorkflowId = (at: Date) => `reports/daily/now/${at.toISOString()}`;
 
 /** What the API read from the CSR: enough for policy and the template, without the challenge password. */
 export interface CsrSummary extends CsrRequest {
@@ -173,6 +177,19 @@ export interface IssuedCertificate {
   notBefore: string;
   notAfter: string;
   sha256Hex: string;
+}
+
+/**
+ * Why an enrollment failed, as the daily report groups it: the MDM said no (with its code), the
+ * request broke policy (key, template, renewal signer, admission, unreadable CSR), the CA refused
+ * it, an operator rejected it (escalated or awaiting approval), or nobody decided before the deadline.
+ */
+export const FAILURE_CAUSES = ['mdm', 'policy', 'ca', 'rejected', 'deadline'] as const;
+export type FailureCause = (typeof FAILURE_CAUSES)[number];
+export interface EnrollmentFailure {
+  cause: FailureCause;
+  /** The MDM's refusal code (cause mdm), when it gives one. */
+  code?: string;
 }
 
 export type EnrollmentOutcome =

@@ -20,6 +20,7 @@ import {
   approveSignal,
   awaitOutcomeUpdate,
   DeviceIdKey,
+  type EnrollmentFailure,
   type EnrollmentInput,
   type EnrollmentOutcome,
   type EnrollmentResult,
@@ -27,6 +28,7 @@ import {
   enrollmentStateQuery,
   FAILURE,
   type FailInfoName,
+  type FailureCause,
   type IssuedCertificate,
   PkiOutcomeKey,
   type PkiStatus,
@@ -47,15 +49,24 @@ class Refusal extends Error {
   constructor(
     readonly failInfo: FailInfoName,
     readonly reason: string,
+    /** For the daily report's reason groups; recorded with the outcome, never sent to the device. */
+    readonly failure: EnrollmentFailure,
   ) {
     super(reason);
   }
 }
+const refusal = (failInfo: FailInfoName, reason: string, cause: FailureCause, code?: string) =>
+  new Refusal(failInfo, reason, code === undefined ? { cause } : { cause, code });
 
 type OperatorDecision =
   | { kind: 'retry'; by?: string; note?: string }
   | { kind: 'approve'; by?: string; note?: string }
-  | { kind: 'reject'; reason: string; by?: string };
+  /** `deadline`: nobody decided before the escalation deadline (the workflow rejected). */
+  | { kind: 'reject'; reason: string; by?: string; deadline?: boolean };
+
+/** An operator's (or the deadline's) rejection as the FAILURE the device gets. */
+const rejection = (decision: { reason: string; deadline?: boolean }) =>
+  refusal('badRequest', decision.reason, decision.deadline ? 'deadline' : 'rejected');
 
 /**
  * One SCEP transaction, from request to delivered certificate (DESIGN.md "Enrollment").
@@ -157,6 +168,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
   });
   let issued: IssuedCertificate | undefined;
   let outcome: EnrollmentOutcome;
+  let failure: EnrollmentFailure | undefined;
   try {
     const verified = await verify();
     const identity = verified.identity;
@@ -172,9 +184,10 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     outcome = { status: 'FAILURE', failInfo: err.failInfo, reason: err.reason };
+    failure = err.failure;
     await failClosed(outcome.reason);
   }
-  outcome = await record(outcome);
+  outcome = await record(outcome, failure);
 
   // Deliver: the device's waiting update (or its next poll) reads this.
   state.outcome = outcome;
@@ -199,7 +212,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
       );
       if (signer.verdict === 'refused') {
         audit('renewal.refused', { reason: signer.reason });
-        throw new Refusal(signer.failInfo, signer.reason);
+        throw refusal(signer.failInfo, signer.reason, 'policy');
       }
       audit('renewal.signer_accepted', {
         signerSerialHex: signer.serialHex,
@@ -214,14 +227,15 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     );
     if (verdict.verdict === 'rejected') {
       audit('mdm.rejected', { reason: verdict.reason });
-      throw new Refusal('badRequest', verdict.reason);
+      throw refusal('badRequest', verdict.reason, 'mdm', verdict.code);
     }
     const { identity } = verdict;
     audit('mdm.approved', { deviceId: identity.deviceId, vouchedBy: identity.vouchedBy });
     if (renewal && renewal.identity.deviceId !== identity.deviceId)
-      throw new Refusal(
+      throw refusal(
         'badRequest',
         `the MDM vouches for ${identity.deviceId}, the renewal is signed by ${renewal.identity.deviceId}'s certificate`,
+        'policy',
       );
     return renewal ? { identity, renewalOf: renewal.serialHex } : { identity };
   }
@@ -231,12 +245,12 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     const key = checkCsrPolicy(input.csrSummary, input.policy);
     if (!key.ok) {
       audit('policy.rejected', { reason: key.reason });
-      throw new Refusal('badRequest', key.reason);
+      throw refusal('badRequest', key.reason, 'policy');
     }
     const templated = applySubjectTemplate(input.policy.template, identity, input.csrSummary);
     if (!templated.ok) {
       audit('policy.rejected', { reason: templated.reason });
-      throw new Refusal('badRequest', templated.reason);
+      throw refusal('badRequest', templated.reason, 'policy');
     }
     if (templated.dropped.length > 0) audit('policy.csr_fields_dropped', { dropped: templated.dropped });
   }
@@ -258,7 +272,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     );
     if (admission.decision === 'refused') {
       audit('admission.refused', { reason: admission.reason });
-      throw new Refusal('badRequest', admission.reason);
+      throw refusal('badRequest', admission.reason, 'policy');
     }
     // On record with the admission: later entries are new.
     trail.length = 0;
@@ -271,7 +285,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
         reason: admission.reason,
       },
     );
-    if (operator.kind === 'reject') throw new Refusal('badRequest', operator.reason);
+    if (operator.kind === 'reject') throw rejection(operator);
     const by = operator.by ?? 'operator';
     await step('approval', () =>
       local.recordApproval({
@@ -359,8 +373,11 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
    * Outcome, device row, audit trail and the event for integrations, in one transaction. If it cannot
    * be written and an operator rejects, the device still gets an answer: FAILURE, fail-closed.
    */
-  async function record(result: EnrollmentOutcome): Promise<EnrollmentOutcome> {
-    const write = (final: EnrollmentOutcome) =>
+  async function record(
+    result: EnrollmentOutcome,
+    why: EnrollmentFailure | undefined,
+  ): Promise<EnrollmentOutcome> {
+    const write = (final: EnrollmentOutcome, finalWhy: EnrollmentFailure | undefined) =>
       local.recordEnrollment({
         enrollmentId: workflowId,
         request: {
@@ -374,6 +391,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
         receivedAt,
         completedAt: new Date().toISOString(),
         outcome: final,
+        ...(finalWhy ? { failure: finalWhy } : {}),
         trail: [...trail],
         event:
           final.status === 'SUCCESS'
@@ -384,14 +402,14 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
             : event('enrollment.failed', { failInfo: final.failInfo, reason: final.reason }),
       });
     try {
-      await step('record', () => write(result));
+      await step('record', () => write(result, why));
       return result;
     } catch (err) {
       if (!(err instanceof Refusal) || result.status === 'FAILURE') throw err;
-      const failure: EnrollmentOutcome = { status: 'FAILURE', failInfo: err.failInfo, reason: err.reason };
+      const failed: EnrollmentOutcome = { status: 'FAILURE', failInfo: err.failInfo, reason: err.reason };
       await failClosed(err.reason);
-      await quietly(() => write(failure));
-      return failure;
+      await quietly(() => write(failed, err.failure));
+      return failed;
     }
   }
 
@@ -411,7 +429,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
           step: name,
           error,
         });
-        if (operator.kind === 'reject') throw new Refusal('badRequest', operator.reason);
+        if (operator.kind === 'reject') throw rejection(operator);
         audit('escalation.retry', { step: name, by: operator.by, note: operator.note });
       }
     }
@@ -448,7 +466,11 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     setStatus(previous);
     if (!decided) {
       audit('operator.deadline_passed', { waitedFor: status, why });
-      return { kind: 'reject', reason: `no operator decision before the escalation deadline (${why})` };
+      return {
+        kind: 'reject',
+        reason: `no operator decision before the escalation deadline (${why})`,
+        deadline: true,
+      };
     }
     const made = decision!;
     decision = undefined;
@@ -489,10 +511,10 @@ function definitiveRefusal(err: unknown): Refusal | undefined {
   if (!(cause instanceof ApplicationFailure) || !cause.nonRetryable) return undefined;
   switch (cause.type) {
     case FAILURE.invalidCsr:
-      return new Refusal('badMessageCheck', cause.message);
+      return refusal('badMessageCheck', cause.message, 'policy');
     case FAILURE.upstreamPolicy:
     case FAILURE.refusedIssuance:
-      return new Refusal('badRequest', cause.message);
+      return refusal('badRequest', cause.message, 'ca');
     default:
       // Other non-retryable failures (unknown profile, upstream outcome unknown) need a person.
       return undefined;

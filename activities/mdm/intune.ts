@@ -76,7 +76,7 @@ export function intuneVerifier(cfg: IntuneConfig, opts: IntuneClientOptions = {}
         return { verdict: 'approved', identity };
       }
       // A 200 with any other code is Intune's definitive no (ChallengeExpired, SubjectNameMismatch...).
-      return { verdict: 'rejected', reason: description ? `${code}: ${description}` : code };
+      return { verdict: 'rejected', reason: description ? `${code}: ${description}` : code, code };
     },
 
     async notifySuccess({ profile, transactionId, csr, certificate }) {

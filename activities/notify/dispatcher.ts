@@ -6,14 +6,14 @@
  * dead-letter time. At least once: a receiver may see a delivery id again and de-duplicates on it.
  */
 import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
-import { findProfile, secretFromEnv } from '../../config/load.js';
+import { secretFromEnv } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { eventDeliveries, eventOutbox } from '../../db/schema.js';
 import type { PkiEvent } from '../../workflows/activities.js';
 import { sendOperatorEmail } from './email.js';
 import { operatorMessage } from './messages.js';
-import { EMAIL_TARGET, webhookTarget } from './outbox.js';
+import { EMAIL_TARGET, notificationsOf, webhookTarget } from './outbox.js';
 import { deliverWebhook } from './webhook.js';
 
 export interface DispatcherOptions {
@@ -143,9 +143,9 @@ export class OutboxDispatcher {
   }
 
   private async deliver(event: PkiEvent, target: string): Promise<DeliveryResult> {
-    const profile = findProfile(this.opts.config, event.profile);
-    if (!profile) return { ok: false, error: `profile ${event.profile} is no longer configured` };
-    const { webhooks, email } = profile.notifications;
+    const notifications = notificationsOf(this.opts.config, event);
+    if (!notifications) return { ok: false, error: `profile ${event.profile} is no longer configured` };
+    const { webhooks, email } = notifications;
     const timeoutMs = this.opts.config.events.timeoutMs;
     try {
       if (target === EMAIL_TARGET) {

@@ -8,6 +8,8 @@ export type EmailConfig = NonNullable<NotificationConfig['email']>;
 export interface OperatorMessage {
   subject: string;
   text: string;
+  /** An HTML alternative (the daily report); the text part stays for clients that want it. */
+  html?: string;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -41,6 +43,7 @@ export async function sendOperatorEmail(
       to: cfg.to,
       subject: message.subject,
       text: message.text,
+      ...(message.html ? { html: message.html } : {}),
     });
     return { messageId: info.messageId };
   } finally {

@@ -4,7 +4,8 @@
  * the dispatcher (dispatcher.ts). Nothing that changes state waits for a receiver.
  */
 import { createHash } from 'node:crypto';
-import type { NotificationConfig } from '../../config/profile-types.js';
+import { findProfile } from '../../config/load.js';
+import type { NotificationConfig, PkiConfig } from '../../config/profile-types.js';
 import type { Executor } from '../../db/client.js';
 import { eventDeliveries, eventOutbox } from '../../db/schema.js';
 import type { PkiEvent } from '../../workflows/activities.js';
@@ -25,6 +26,18 @@ export function webhookTarget(url: string): string {
   return `webhook:${createHash('sha256').update(url).digest('hex').slice(0, 16)}`;
 }
 export const EMAIL_TARGET = 'email';
+
+/**
+ * Where an event's notification settings live: the daily report (profile `*`, it covers them all)
+ * has its own; every other event follows its profile's. Undefined: the profile is gone.
+ */
+export function notificationsOf(
+  config: PkiConfig,
+  event: Pick<PkiEvent, 'type' | 'profile'>,
+): NotificationConfig | undefined {
+  if (event.type === 'report.daily') return config.reports.notifications;
+  return findProfile(config, event.profile)?.notifications;
+}
 
 /** The targets an event goes to under a profile's notification settings. */
 export function targetsOf(config: NotificationConfig, event: Pick<PkiEvent, 'type'>): string[] {

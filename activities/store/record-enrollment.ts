@@ -35,6 +35,8 @@ export async function recordEnrollment(
         status: outcome.status === 'SUCCESS' ? 'issued' : 'failed',
         failInfo: outcome.status === 'FAILURE' ? outcome.failInfo : null,
         failureReason: outcome.status === 'FAILURE' ? outcome.reason : null,
+        failureCause: outcome.status === 'FAILURE' ? (input.failure?.cause ?? null) : null,
+        failureCode: outcome.status === 'FAILURE' ? (input.failure?.code ?? null) : null,
         csrSha256: request.csrSha256,
         csrSealed,
         certificateSerial: outcome.status === 'SUCCESS' ? outcome.issued.serialHex : null,

@@ -13,6 +13,7 @@ import { deviceRoutes, type OperatorDeps } from './devices.js';
 import { enrollmentRoutes } from './enrollments.js';
 import { eventRoutes } from './events.js';
 import { openApiRoutes } from './openapi.js';
+import { reportRoutes } from './reports.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -40,6 +41,7 @@ export function operatorRoutes(
   app.route('/', enrollmentRoutes(deps));
   app.route('/', eventRoutes(deps));
   app.route('/', challengeRoutes(deps));
+  app.route('/', reportRoutes(deps));
   app.route('/', openApiRoutes());
   return app;
 }

@@ -11,6 +11,7 @@ import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorEnv } from '../http/auth.js';
 import { listQuery as enrollmentListQuery } from './enrollments.js';
 import { listQuery as eventListQuery } from './events.js';
+import { listQuery as reportListQuery, reportQuery } from './reports.js';
 import {
   challengeBody,
   decisionBody,
@@ -233,6 +234,47 @@ export function operatorOpenApi(serverUrl?: string): Json {
         'reject',
         'Fail an escalated or awaiting enrollment with a reason.',
       ),
+      '/operator/reports': {
+        get: operation({
+          summary: 'The dates of the stored daily reports, newest first.',
+          tags: ['reports'],
+          parameters: queryParameters(reportListQuery),
+          responses: { '200': ok('The report dates.') },
+        }),
+      },
+      '/operator/reports/run': {
+        post: operation({
+          summary: 'Run the daily report now (the report workflow); answers the stored report.',
+          tags: ['reports'],
+          requestBody: jsonBody(decisionBody),
+          responses: { '201': ok('The report, its workflow id and whether it was e-mailed.') },
+        }),
+      },
+      '/operator/reports/{file}': {
+        get: {
+          ...operation({
+            summary:
+              'One daily report: `YYYY-MM-DD` or `YYYY-MM-DD.json` as JSON, `YYYY-MM-DD.csv` (or ?format=csv) as CSV.',
+            tags: ['reports'],
+            parameters: [
+              pathParameter('file', 'The report date (YYYY-MM-DD), optionally with .json or .csv.'),
+              ...queryParameters(reportQuery),
+            ],
+            responses: { '404': error('No report for that date.') },
+          }),
+          responses: {
+            '200': {
+              description: 'The report.',
+              content: {
+                'application/json': { schema: { type: 'object' } },
+                'text/csv': { schema: { type: 'string' } },
+              },
+            },
+            '404': error('No report for that date.'),
+            ...COMMON_ERRORS,
+          },
+        },
+      },
       '/operator/events': {
         get: operation({
           summary: 'Event deliveries by state (dead letters wait for a person).',

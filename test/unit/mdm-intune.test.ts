@@ -110,6 +110,7 @@ describe('Intune verifier', () => {
       expect(await verifier.verify(req)).toEqual({
         verdict: 'rejected',
         reason: `${code}: fake Intune says ${code}`,
+        code,
       });
     }
     const req = request();

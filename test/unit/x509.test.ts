@@ -65,6 +65,13 @@ const config: PkiConfig = {
   },
   profiles: [profile('laptops', 'ec-p256'), profile('servers', 'rsa-2048')],
   events: { deadLetterAfterSeconds: 86400, maxRetryIntervalSeconds: 600, timeoutMs: 10_000 },
+  reports: {
+    time: '06:00',
+    timeZone: 'UTC',
+    renewSoonDays: 7,
+    trendReports: 14,
+    notifications: { webhooks: [] },
+  },
 };
 
 let dir: string;
