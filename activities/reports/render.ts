@@ -99,7 +99,8 @@ function change(report: DailyReport, category: (typeof CATEGORIES)[number]): str
   return delta === 0 ? '±0' : delta > 0 ? `+${delta}` : String(delta);
 }
 
-export function renderHtml(report: DailyReport): string {
+/** The report's two charts as inline SVG: the trend lines and a stacked bar per profile (e-mail and console). */
+export function reportCharts(report: DailyReport): { trend: string; bars: string } {
   const trend = trendChart(
     report.trend.map((p) => p.reportDate),
     CATEGORIES.map((c) => ({
@@ -115,6 +116,11 @@ export function renderHtml(report: DailyReport): string {
     (row, series) => report.profiles[row]![CATEGORIES[series]!],
     'Per profile',
   );
+  return { trend, bars };
+}
+
+export function renderHtml(report: DailyReport): string {
+  const { trend, bars } = reportCharts(report);
   const header = `<tr>${cell('Profile', true)}${CATEGORIES.map((c) => cell(CATEGORY_LABELS[c], true)).join('')}</tr>`;
   const row = (f: ProfileFigures, label = f.profile) =>
     `<tr>${cell(label)}${CATEGORIES.map((c) => cell(f[c])).join('')}</tr>`;

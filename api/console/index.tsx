@@ -10,6 +10,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import type { Child } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { DailyReport } from '../../activities/reports/report.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorAuthOptions, OperatorEnv } from '../http/auth.js';
@@ -97,9 +98,16 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
   };
 
   app.get('/console', async (c) => {
-    const { escalated, awaiting } = await queue(c);
+    const [{ escalated, awaiting }, dates] = await Promise.all([
+      queue(c),
+      api<{ reports: Array<{ reportDate: string }> }>(c, 'GET', '/operator/reports?limit=1'),
+    ]);
     if (!escalated.ok) return failure(c, 'Overview', 'overview', escalated);
     if (!awaiting.ok) return failure(c, 'Overview', 'overview', awaiting);
+    if (!dates.ok) return failure(c, 'Overview', 'overview', dates);
+    const latest = dates.body.reports[0]?.reportDate;
+    const report = latest ? await api<DailyReport>(c, 'GET', `/operator/reports/${latest}`) : undefined;
+    if (report && !report.ok) return failure(c, 'Overview', 'overview', report);
     return page(
       c,
       'Overview',
@@ -107,9 +115,19 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
       <OverviewPage
         escalated={escalated.body.enrollments.length}
         awaiting={awaiting.body.enrollments.length}
+        report={report?.ok ? report.body : undefined}
       />,
     );
   });
+
+  app.post('/console/reports/run', async (c) => {
+    const answer = await api(c, 'POST', '/operator/reports/run', { by: c.get('operatorName') });
+    return afterAction(c, answer, 'daily report run', '/console');
+  });
+
+  app.get('/console/reports/:file{[0-9]{4}-[0-9]{2}-[0-9]{2}\\.csv}', (c) =>
+    api.forward(c, `/operator/reports/${c.req.param('file')}`),
+  );
 
   app.get('/console/queue', async (c) => {
     const { escalated, awaiting } = await queue(c);

@@ -150,7 +150,7 @@ describe('the operator console in a browser', () => {
       await page.goto(`${pipeline.operatorUrl}/console`);
       expect(await page.textContent('[data-testid=escalated-count] .n')).toBe('1');
       expect(await page.textContent('[data-testid=awaiting-count] .n')).toBe('0');
-      await shot('overview');
+      await shot('overview-escalation');
 
       await page.click('[data-testid=escalated-count]');
       const row = page.locator(`tr[data-workflow-id="${escalated!.workflowId}"]`);
@@ -235,6 +235,35 @@ describe('the operator console in a browser', () => {
     expect(ocsp.code, ocsp.output).toBe(0);
     expect(ocsp.output).toMatch(/: revoked/);
     expect(ocsp.output).toMatch(/Reason: keyCompromise/);
+  });
+
+  it('runs the daily report from the overview and shows its categories for the profile', async () => {
+    await page.goto(`${pipeline.operatorUrl}/console`);
+    await page.click('button:has-text("Run the daily report now")');
+    expect(await page.textContent('[role=status]')).toContain('daily report run');
+    // This profile is this file's alone: one device obtained a certificate, was revoked, holds none.
+    const row = page.locator('[data-testid=report-profiles] tr[data-profile=console]');
+    const count = async (category: string) => row.locator(`td[data-category=${category}]`).textContent();
+    expect(await count('obtained')).toBe('1');
+    expect(await count('renewSoon')).toBe('0');
+    expect(await count('failed')).toBe('0');
+    expect(await count('notRenewedInTime')).toBe('0');
+    expect(await count('noValidCertificate')).toBe('1');
+    expect(await page.locator('.charts svg').count()).toBe(2);
+    await shot('overview');
+    // The CSV behind the link carries the same row.
+    const csv = await page.evaluate(async () => {
+      const link = document.querySelector('a[href$=".csv"]') as HTMLAnchorElement;
+      return (await fetch(link.href)).text();
+    });
+    const header = csv.split(/\r?\n/)[0]!.split(',');
+    const consoleRow = csv
+      .split(/\r?\n/)
+      .find((line) => line.startsWith('console,'))!
+      .split(',');
+    const column = (name: string) => consoleRow[header.indexOf(name)];
+    expect(column('obtained')).toBe('1');
+    expect(column('no_valid_certificate')).toBe('1');
   });
 
   it('refuses a form posted from another site, and a console page without a session', async () => {

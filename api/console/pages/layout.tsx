@@ -17,6 +17,7 @@ th{background:#eef0f4;font-weight:600}td.num,th.num{text-align:right;font-varian
 .notice.error{background:#fbeaea;border-color:#e0a6a6}
 .cards{display:flex;gap:1rem;flex-wrap:wrap;margin-bottom:1rem}
 .card{background:#fff;border:1px solid #e3e6eb;padding:.8rem 1rem;min-width:150px}
+a.card{color:inherit;text-decoration:none}
 .card .n{font-size:1.6rem;font-weight:600}.card .l{color:#5b6475}
 form.inline{display:inline-flex;gap:.3rem;margin:0}
 button{cursor:pointer;padding:.25rem .7rem}input,select{padding:.25rem .4rem}
