@@ -252,10 +252,9 @@ describe('the operator console in a browser', () => {
     expect(await page.locator('.charts svg').count()).toBe(2);
     await shot('overview');
     // The CSV behind the link carries the same row.
-    const csv = await page.evaluate(async () => {
-      const link = document.querySelector('a[href$=".csv"]') as HTMLAnchorElement;
-      return (await fetch(link.href)).text();
-    });
+    const href = await page.getAttribute('a[href$=".csv"]', 'href');
+    // Fetched with the browser's own session (the context's cookies).
+    const csv = await (await context.request.get(new URL(href!, page.url()).toString())).text();
     const header = csv.split(/\r?\n/)[0]!.split(',');
     const consoleRow = csv
       .split(/\r?\n/)
