@@ -108,10 +108,20 @@ export const enrollments = pgTable(
     /** The PKCS#10 (it carries the challenge password), AES-GCM sealed under an HSM key. */
     csrSealed: bytea('csr_sealed').notNull(),
     certificateSerial: text('certificate_serial'),
+    /**
+     * Who decided the identity: the profile's verifier type (intune, jamf, static-challenge...) or
+     * `renewal-signer` (a renewal signed by the device's current certificate, no MDM asked). Null on
+     * rows recorded before 2026-12-02. pki_enrollments_total counts by it.
+     */
+    verifier: text('verifier'),
     createdAt: at('created_at').notNull(),
     completedAt: at('completed_at'),
   },
-  (t) => [index('enrollments_device_idx').on(t.profile, t.deviceId)],
+  (t) => [
+    index('enrollments_device_idx').on(t.profile, t.deviceId),
+    // /metrics counts enrollments by these at every scrape: an index-only scan, not the table.
+    index('enrollments_outcome_idx').on(t.profile, t.verifier, t.status),
+  ],
 );
 
 export const certificates = pgTable(
@@ -163,6 +173,8 @@ export const auditEvents = pgTable(
   (t) => [
     index('audit_events_subject_idx').on(t.subject),
     index('audit_events_device_idx').on(t.profile, t.deviceId),
+    // The SIEM export (GET /operator/audit) reads by date range, in (occurred_at, id) order.
+    index('audit_events_occurred_idx').on(t.occurredAt, t.id),
   ],
 );
 
