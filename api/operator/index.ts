@@ -7,6 +7,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { type OperatorAuthOptions, type OperatorEnv, operatorAuth } from '../http/auth.js';
 import { jsonError } from '../http/errors.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
+import { auditRoutes } from './audit.js';
 import { certificateRoutes } from './certificates.js';
 import { challengeRoutes } from './challenges.js';
 import { deviceRoutes, type OperatorDeps } from './devices.js';
@@ -39,5 +40,6 @@ export function operatorRoutes(
   app.route('/', enrollmentRoutes(deps));
   app.route('/', eventRoutes(deps));
   app.route('/', challengeRoutes(deps));
+  app.route('/', auditRoutes(deps));
   return app;
 }
