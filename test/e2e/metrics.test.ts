@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -263,6 +263,90 @@ describe('/metrics on the operator listener', () => {
       .join('\n');
     expect(text).toContain('# TYPE pki_enrollments_total counter');
     const result = await promtool(['check', 'metrics'], `${text}\n`);
+    expect(result.code, result.output).toBe(0);
+  });
+});
+
+describe('a real Prometheus', () => {
+  it('scrapes the API over TLS with the operator token, and the Temporal SDK endpoint, storing the same counts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'e2e-prometheus-'));
+    writeFileSync(join(dir, 'operator-token'), OPERATOR_TOKEN);
+    copyFileSync('ops/prometheus/alerts.yml', join(dir, 'alerts.yml'));
+    writeFileSync(
+      join(dir, 'prometheus.yml'),
+      [
+        'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+        'rule_files: [alerts.yml]',
+        'scrape_configs:',
+        '  - job_name: api',
+        '    scheme: https',
+        `    tls_config: { ca_file: "${process.env.NODE_EXTRA_CA_CERTS}" }`,
+        '    authorization: { credentials_file: operator-token }',
+        `    static_configs: [{ targets: ["${new URL(pipeline.operatorUrl).host}"] }]`,
+        '  - job_name: temporal-sdk',
+        `    static_configs: [{ targets: ["127.0.0.1:${temporalMetricsPort}"] }]`,
+        '',
+      ].join('\n'),
+    );
+    const port = await freePort();
+    const prometheus = spawn(
+      'prometheus',
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    prometheus.stdout!.on('data', (d) => (output += d));
+    prometheus.stderr!.on('data', (d) => (output += d));
+    const exited = new Promise((resolve) => prometheus.once('exit', resolve));
+    type Result = Array<{ metric: Record<string, string>; value: [number, string] }>;
+    const query = async (q: string): Promise<Result> => {
+      const response = await fetch(
+        `http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`,
+      ).catch(() => undefined);
+      if (!response?.ok) return [];
+      return ((await response.json()) as { data: { result: Result } }).data.result;
+    };
+    try {
+      await expect
+        .poll(async () => (await query('up == 1')).map((r) => r.metric.job).sort(), {
+          timeout: 30_000,
+          interval: 500,
+        })
+        .toEqual(['api', 'temporal-sdk']);
+      await expect
+        .poll(async () => (await query('pki_enrollments_total')).length, { timeout: 10_000 })
+        .toBeGreaterThan(0);
+      const key = (l: Record<string, string>) => `${l.profile}/${l.verifier}/${l.outcome}`;
+      const stored = Object.fromEntries(
+        (await query('pki_enrollments_total')).map((r) => [key(r.metric), Number(r.value[1])]),
+      );
+      const scraped = Object.fromEntries(
+        (await samples())
+          .filter((s) => s.name === 'pki_enrollments_total')
+          .map((s) => [key(s.labels), s.value]),
+      );
+      expect(stored).toEqual(scraped);
+      expect(stored['metrics-open/static-challenge/issued']).toBe(2);
+      expect((await query('count({__name__=~"temporal_.+"})'))[0]?.value[1]).toMatch(/^[1-9]/);
+    } finally {
+      prometheus.kill('SIGTERM');
+      await exited;
+    }
+    expect(output).not.toMatch(/level=error/);
+  }, 60_000);
+
+  it('the example scrape configuration passes promtool check config', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'e2e-prometheus-config-'));
+    for (const file of ['prometheus.yml', 'alerts.yml'])
+      copyFileSync(`ops/prometheus/${file}`, join(dir, file));
+    // The files it names, as an operator would provide them.
+    writeFileSync(join(dir, 'operator-token'), OPERATOR_TOKEN);
+    copyFileSync(process.env.NODE_EXTRA_CA_CERTS!, join(dir, 'root-ca.pem'));
+    const result = await promtool(['check', 'config', join(dir, 'prometheus.yml')]);
     expect(result.code, result.output).toBe(0);
   });
 });
