@@ -51,86 +51,82 @@ export function fleetRegistry(sources: FleetSources): Registry {
     labelNames: ['profile', 'verifier', 'outcome'] as const,
     registers: [registry],
     async collect() {
-      const { enrollments: read } = await snapshot();
+      const found = rowsOf((await snapshot()).enrollments);
       this.reset();
-      if (!read.ok) return;
-      for (const r of read.rows)
+      for (const r of found)
         this.inc(
           { profile: r.profile, verifier: r.verifier ?? 'unrecorded', outcome: outcomeOf(r.status) },
           r.n,
         );
     },
   });
-  new Gauge({
-    name: 'pki_certificates',
-    help: 'Certificates on record by profile and state (valid, expired: past notAfter and never revoked, revoked)',
-    labelNames: ['profile', 'state'] as const,
-    registers: [registry],
-    async collect() {
-      const { certificates: read } = await snapshot();
-      this.reset();
-      if (read.ok) for (const r of read.rows) this.set({ profile: r.profile, state: r.state }, r.n);
-    },
-  });
-  new Gauge({
-    name: 'pki_certificate_earliest_expiry_timestamp_seconds',
-    help: "The earliest notAfter (unix seconds) among devices' current, unexpired certificates, per profile (blocked devices excluded)",
-    labelNames: ['profile'] as const,
-    registers: [registry],
-    async collect() {
-      const { earliestExpiry: read } = await snapshot();
-      this.reset();
-      if (!read.ok) return;
-      for (const r of read.rows)
-        if (r.notAfter) this.set({ profile: r.profile }, seconds(new Date(r.notAfter)));
-    },
-  });
-  new Gauge({
-    name: 'pki_crl_next_update_timestamp_seconds',
-    help: 'nextUpdate (unix seconds) of the latest CRL of each issuing CA',
-    labelNames: ['ca'] as const,
-    registers: [registry],
-    async collect() {
-      const { crls: read } = await snapshot();
-      this.reset();
-      if (read.ok) for (const r of read.rows) this.set({ ca: r.issuingCa }, seconds(new Date(r.nextUpdate)));
-    },
-  });
-  new Gauge({
-    name: 'pki_escalations_open',
-    help: 'Enrollments waiting for an operator after an infrastructure failure (PkiStatus="Escalated", running), per profile',
-    labelNames: ['profile'] as const,
-    registers: [registry],
-    async collect() {
-      const { escalations: read } = await snapshot();
-      this.reset();
-      if (read.ok) for (const r of read.rows) this.set({ profile: r.profile }, r.open);
-    },
-  });
-  new Gauge({
-    name: 'pki_escalation_oldest_timestamp_seconds',
-    help: `When (unix seconds) the oldest open escalation of each profile began (among the ${ESCALATIONS_INSPECTED} listed first); absent when none is open`,
-    labelNames: ['profile'] as const,
-    registers: [registry],
-    async collect() {
-      const { escalations: read } = await snapshot();
-      this.reset();
-      if (!read.ok) return;
-      for (const r of read.rows)
-        if (r.oldestSince !== undefined) this.set({ profile: r.profile }, r.oldestSince);
-    },
-  });
-  new Gauge({
-    name: 'pki_metrics_source_up',
-    help: 'Whether this scrape could read a source of the fleet metrics (1) or not (0: its metrics are missing)',
-    labelNames: ['source'] as const,
-    registers: [registry],
-    async collect() {
-      const s = await snapshot();
-      this.set({ source: 'database' }, s.enrollments.ok && s.certificates.ok && s.crls.ok ? 1 : 0);
-      this.set({ source: 'temporal' }, s.escalations.ok ? 1 : 0);
-    },
-  });
+  /** A gauge whose samples are computed from this scrape's snapshot. */
+  const gauge = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    samples: (s: FleetSnapshot) => Array<[Record<L, string>, number]>,
+  ) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      async collect() {
+        const found = samples(await snapshot());
+        this.reset();
+        for (const [labels, value] of found) this.set(labels, value);
+      },
+    });
+
+  gauge(
+    'pki_certificates',
+    'Certificates on record by profile and state (valid, expired: past notAfter and never revoked, revoked)',
+    ['profile', 'state'],
+    (s) => rowsOf(s.certificates).map((r) => [{ profile: r.profile, state: r.state }, r.n]),
+  );
+  gauge(
+    'pki_certificate_earliest_expiry_timestamp_seconds',
+    "The earliest notAfter (unix seconds) among devices' current, unexpired certificates, per profile (blocked devices excluded)",
+    ['profile'],
+    (s) =>
+      rowsOf(s.earliestExpiry).flatMap((r) =>
+        r.notAfter ? [[{ profile: r.profile }, seconds(new Date(r.notAfter))]] : [],
+      ),
+  );
+  gauge(
+    'pki_crl_next_update_timestamp_seconds',
+    'nextUpdate (unix seconds) of the latest CRL of each issuing CA',
+    ['ca'],
+    (s) => rowsOf(s.crls).map((r) => [{ ca: r.issuingCa }, seconds(new Date(r.nextUpdate))]),
+  );
+  gauge(
+    'pki_escalations_open',
+    'Enrollments waiting for an operator after an infrastructure failure (PkiStatus="Escalated", running), per profile',
+    ['profile'],
+    (s) => rowsOf(s.escalations).map((r) => [{ profile: r.profile }, r.open]),
+  );
+  gauge(
+    'pki_escalation_oldest_timestamp_seconds',
+    `When (unix seconds) the oldest open escalation of each profile began (among the ${ESCALATIONS_INSPECTED} listed first); absent when none is open`,
+    ['profile'],
+    (s) =>
+      rowsOf(s.escalations).flatMap((r) =>
+        r.oldestSince !== undefined ? [[{ profile: r.profile }, r.oldestSince]] : [],
+      ),
+  );
+  gauge(
+    'pki_metrics_source_up',
+    'Whether this scrape could read a source of the fleet metrics (1) or not (0: its metrics are missing)',
+    ['source'],
+    (s) => [
+      [
+        { source: 'database' },
+        s.enrollments.ok && s.certificates.ok && s.earliestExpiry.ok && s.crls.ok ? 1 : 0,
+      ],
+      [{ source: 'temporal' }, s.escalations.ok ? 1 : 0],
+    ],
+  );
   return registry;
 }
 
@@ -196,6 +192,8 @@ async function openEscalations(
   }
   return { profile, open, oldestSince: since.length > 0 ? Math.min(...since) : undefined };
 }
+
+const rowsOf = <T>(read: Rows<T[]>): T[] => (read.ok ? read.rows : []);
 
 async function rows<T>(read: () => Promise<T>): Promise<Rows<T>> {
   try {

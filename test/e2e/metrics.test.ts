@@ -1,6 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq, min } from 'drizzle-orm';
@@ -8,11 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Profile, profileSchema } from '../../config/profile-types.js';
 import { certificates, crls, enrollments } from '../../db/schema.js';
 import { Readiness, serveHealth } from '../../runtime/readiness.js';
+import { freePort } from '../../scripts/free-port.js';
 import { enrollmentWorkflowId } from '../../workflows/definitions.js';
 import { type FakeWebhook, startFakeWebhook } from '../fakes/challenge-webhook.js';
-import { postPkiOperation } from '../support/certrep-attributes.js';
-import { certsFromPkcs7 } from '../support/openssl.js';
-import { buildPkiMessage, makeDevice } from '../support/openssl-scep.js';
+import { postOpensslPkcsReq } from '../support/certrep-attributes.js';
+import { makeDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { parseExposition, type Sample, sampleValue } from '../support/prometheus.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
@@ -29,16 +28,6 @@ let pipeline: Pipeline;
 let hook: FakeWebhook;
 let temporalMetricsPort: number;
 const startedAt = Math.floor(Date.now() / 1000);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   hook = await startFakeWebhook({ webhookId: 'metrics-hook', secretBase64: hookSecret });
@@ -100,28 +89,12 @@ async function samples(): Promise<Sample[]> {
   return parseExposition(await response.text());
 }
 
+/** A scraped value, polled until it matches (what reaches visibility or the database asynchronously). */
+const scraped = (name: string, labels: Record<string, string>) =>
+  expect.poll(async () => sampleValue(await samples(), name, labels), { timeout: 30_000, interval: 250 });
+
 const enrollmentsTotal = (all: Sample[], profile: string, verifier: string, outcome: string) =>
   sampleValue(all, 'pki_enrollments_total', { profile, verifier, outcome });
-
-/** A PKCSReq built with openssl: the answer comes at once (PENDING while the workflow waits). */
-async function sendPkcsReq(profile: string, cn: string, challenge: string, transactionId: string) {
-  const ca = await fetch(`${pipeline.url}/scep/${profile}?operation=GetCACert`);
-  const [ra] = await certsFromPkcs7(new Uint8Array(await ca.arrayBuffer()), work);
-  const raFile = join(work, `${profile}-ra.pem`);
-  writeFileSync(raFile, ra!);
-  const device = await makeDevice(work, cn, challenge);
-  const message = await buildPkiMessage({
-    dir: work,
-    recipients: [raFile],
-    signer: device,
-    cipher: 'aes256',
-    digest: 'sha256',
-    messageType: 19,
-    transactionId,
-    content: device.csrDer,
-  });
-  return postPkiOperation(`${pipeline.url}/scep/${profile}`, message.der, work);
-}
 
 describe('/metrics on the operator listener', () => {
   it('runs the scripted enrollments', async () => {
@@ -141,7 +114,12 @@ describe('/metrics on the operator listener', () => {
     expect((await enroll('metrics-hook', 'm-hook-no', 'hook-no')).code).not.toBe(0);
     // The MDM is down for the next call: with one attempt allowed, the enrollment escalates.
     hook.knobs.failNext('500', 1);
-    const pending = await sendPkcsReq('metrics-hook', 'm-hook-down', 'hook-ok', 'metrics-escalated-1');
+    const pending = await postOpensslPkcsReq({
+      scepUrl: `${pipeline.url}/scep/metrics-hook`,
+      device: await makeDevice(work, 'm-hook-down', 'hook-ok'),
+      transactionId: 'metrics-escalated-1',
+      dir: work,
+    });
     expect(pending.attributes).toMatchObject({ pkiStatus: '3' });
   }, 180_000);
 
@@ -153,12 +131,7 @@ describe('/metrics on the operator listener', () => {
 
   it('counts enrollments by profile, verifier and outcome, exactly as recorded', async () => {
     // The escalation reaches visibility asynchronously: wait for it, then read everything once.
-    await expect
-      .poll(async () => sampleValue(await samples(), 'pki_escalations_open', { profile: 'metrics-hook' }), {
-        timeout: 30_000,
-        interval: 250,
-      })
-      .toBe(1);
+    await scraped('pki_escalations_open', { profile: 'metrics-hook' }).toBe(1);
     const all = await samples();
     expect(enrollmentsTotal(all, 'metrics-open', 'static-challenge', 'issued')).toBe(2);
     expect(enrollmentsTotal(all, 'metrics-open', 'static-challenge', 'failed')).toBe(1);
@@ -231,18 +204,12 @@ describe('/metrics on the operator listener', () => {
       },
     );
     expect(rejected.status).toBe(202);
-    await expect
-      .poll(async () => enrollmentsTotal(await samples(), 'metrics-hook', 'challenge-webhook', 'failed'), {
-        timeout: 30_000,
-        interval: 250,
-      })
-      .toBe(2);
-    await expect
-      .poll(async () => sampleValue(await samples(), 'pki_escalations_open', { profile: 'metrics-hook' }), {
-        timeout: 30_000,
-        interval: 250,
-      })
-      .toBe(0);
+    await scraped('pki_enrollments_total', {
+      profile: 'metrics-hook',
+      verifier: 'challenge-webhook',
+      outcome: 'failed',
+    }).toBe(2);
+    await scraped('pki_escalations_open', { profile: 'metrics-hook' }).toBe(0);
     const all = await samples();
     expect(
       sampleValue(all, 'pki_escalation_oldest_timestamp_seconds', { profile: 'metrics-hook' }),
