@@ -96,6 +96,15 @@ describe('structured logs', () => {
     });
   });
 
+  it("Temporal's SDK logs into the same JSON lines", () => {
+    const temporal = logLines().filter((l) => l.component === 'temporal');
+    expect(temporal.length).toBeGreaterThan(0);
+    // The CA worker polls activities only; the SDK says so at WARN (the tests' TEMPORAL_LOG_LEVEL).
+    expect(temporal).toContainEqual(
+      expect.objectContaining({ level: 'warn', sdkComponent: 'worker', taskQueue: 'pki-hsm' }),
+    );
+  });
+
   it('echoes a caller request id (x-request-id) and logs under it; makes one for a malformed id', async () => {
     const given = await fetch(`${pipeline.operatorUrl}/operator/devices/logged/log-laptop`, {
       headers: { ...bearer, 'x-request-id': 'siem-trace-42' },
@@ -229,5 +238,12 @@ describe('audit export for SIEMs', () => {
   it('is for operators only', async () => {
     const response = await fetch(exportUrl({ from: '2026-12-01T00:00:00Z', to: '2026-12-02T00:00:00Z' }));
     expect(response.status).toBe(401);
+    // Refusals carry a request id too: the operator quotes it, the logs have the line.
+    const requestId = response.headers.get('x-request-id');
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(logLines().find((l) => l.requestId === requestId)).toMatchObject({
+      status: 401,
+      path: '/operator/audit',
+    });
   });
 });
