@@ -61,6 +61,7 @@ console.log(`
   Operator API    ${pipeline.api.operatorUrl}   (HTTPS; trust ${rootCaFile(settings)};
                   Authorization: Bearer $OPERATOR_TOKEN, or an operator client certificate)
   Codec server    ${pipeline.api.operatorUrl}/codec   (temporal workflow show --codec-endpoint ...)
+  Metrics         ${pipeline.api.operatorUrl}/metrics   (Prometheus; same credential as the operator API)
   Enroll a device:
     openssl genrsa -traditional -out key.pem 2048
     scepclient -server-url ${url}/scep -challenge ${challenge} \\
