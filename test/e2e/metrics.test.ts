@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eq, min } from 'drizzle-orm';
+import { eq, like, min } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Profile, profileSchema } from '../../config/profile-types.js';
 import { certificates, crls, enrollments } from '../../db/schema.js';
@@ -139,8 +139,14 @@ describe('/metrics on the operator listener', () => {
     expect(enrollmentsTotal(all, 'metrics-strict', 'static-challenge', 'issued')).toBeUndefined();
     expect(enrollmentsTotal(all, 'metrics-hook', 'challenge-webhook', 'issued')).toBe(1);
     expect(enrollmentsTotal(all, 'metrics-hook', 'challenge-webhook', 'failed')).toBe(1);
-    const total = all.filter((s) => s.name === 'pki_enrollments_total').reduce((sum, s) => sum + s.value, 0);
-    const rows = await pipeline.db.db.select({ id: enrollments.id }).from(enrollments);
+    // The run's database is shared with the other test files: count this file's profiles only.
+    const total = all
+      .filter((s) => s.name === 'pki_enrollments_total' && s.labels.profile!.startsWith('metrics-'))
+      .reduce((sum, s) => sum + s.value, 0);
+    const rows = await pipeline.db.db
+      .select({ id: enrollments.id })
+      .from(enrollments)
+      .where(like(enrollments.profile, 'metrics-%'));
     expect(total).toBe(rows.length);
     expect(total).toBe(6);
 
@@ -285,15 +291,21 @@ describe('a real Prometheus', () => {
         })
         .toEqual(['api', 'temporal-sdk']);
       await expect
-        .poll(async () => (await query('pki_enrollments_total')).length, { timeout: 10_000 })
+        .poll(async () => (await query('pki_enrollments_total{profile=~"metrics-.*"}')).length, {
+          timeout: 10_000,
+        })
         .toBeGreaterThan(0);
       const key = (l: Record<string, string>) => `${l.profile}/${l.verifier}/${l.outcome}`;
+      // This file's profiles: other test files enroll into the same database meanwhile.
       const stored = Object.fromEntries(
-        (await query('pki_enrollments_total')).map((r) => [key(r.metric), Number(r.value[1])]),
+        (await query('pki_enrollments_total{profile=~"metrics-.*"}')).map((r) => [
+          key(r.metric),
+          Number(r.value[1]),
+        ]),
       );
       const scraped = Object.fromEntries(
         (await samples())
-          .filter((s) => s.name === 'pki_enrollments_total')
+          .filter((s) => s.name === 'pki_enrollments_total' && s.labels.profile!.startsWith('metrics-'))
           .map((s) => [key(s.labels), s.value]),
       );
       expect(stored).toEqual(scraped);
