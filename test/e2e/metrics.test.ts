@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq, like, min } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Profile, profileSchema } from '../../config/profile-types.js';
 import { certificates, crls, enrollments } from '../../db/schema.js';
 import { Readiness, serveHealth } from '../../runtime/readiness.js';
@@ -15,6 +15,7 @@ import { makeDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { parseExposition, type Sample, sampleValue } from '../support/prometheus.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
+import { startWorkerProcess } from '../support/worker-process.js';
 
 /**
  * /metrics after a scripted set of enrollments: successes, a wrong challenge, a policy refusal, an
@@ -346,6 +347,42 @@ describe('process metrics elsewhere', () => {
       await listener.close();
     }
   });
+
+  it('a worker process (npm run worker) serves /metrics on HEALTH_PORT and the SDK metrics on TEMPORAL_METRICS_PORT', async () => {
+    const stack = inject('stack');
+    const [healthPort, sdkPort] = [await freePort(), await freePort()];
+    // A CA worker in the dev server's `default` namespace: idle there, it takes none of this file's tasks.
+    const worker = await startWorkerProcess({
+      queues: 'pki-hsm',
+      env: {
+        ...stack.env,
+        DATABASE_URL: stack.databaseUrl,
+        TEMPORAL_ADDRESS: pipeline.temporalAddress,
+        TEMPORAL_NAMESPACE: 'default',
+        HEALTH_PORT: String(healthPort),
+        TEMPORAL_METRICS_PORT: String(sdkPort),
+      },
+    });
+    try {
+      const own = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      expect(own).toContain('# TYPE pki_hsm_operation_duration_seconds histogram');
+      expect(parseExposition(own).some((s) => s.name === 'process_cpu_user_seconds_total')).toBe(true);
+      expect(own).not.toContain('pki_enrollments_total');
+      const sdk = parseExposition(await (await fetch(`http://127.0.0.1:${sdkPort}/metrics`)).text());
+      expect(sdk.some((s) => s.name.startsWith('temporal_') && s.labels.task_queue === 'pki-hsm')).toBe(true);
+      // Its log lines are JSON too, the ready line included.
+      const lines = worker
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'));
+      expect(lines.map((l) => JSON.parse(l))).toContainEqual(
+        expect.objectContaining({ component: 'worker', queues: ['pki-hsm'], healthPort: String(healthPort) }),
+      );
+    } finally {
+      worker.process.kill('SIGTERM');
+      await worker.exited;
+    }
+  }, 120_000);
 
   it("Temporal's SDK serves its worker metrics on TEMPORAL_METRICS_PORT", async () => {
     const response = await fetch(`http://127.0.0.1:${temporalMetricsPort}/metrics`);
