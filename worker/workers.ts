@@ -135,9 +135,10 @@ function installWorkerRuntime(env: NodeJS.ProcessEnv = process.env): void {
   runtimeInstalled = true;
   const level = (env.TEMPORAL_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
   const metricsPort = env.TEMPORAL_METRICS_PORT;
+  const sink = temporalLogger();
   Runtime.install({
     // DefaultLogger filters by TEMPORAL_LOG_LEVEL; pino writes what passes (meta: workflowId, runId...).
-    logger: new DefaultLogger(level, (entry) => temporalLogger().log(entry.level, entry.message, entry.meta)),
+    logger: new DefaultLogger(level, (entry) => sink.log(entry.level, entry.message, entry.meta)),
     telemetryOptions: {
       // Core's own lines (Rust) through the same logger instead of straight to stderr.
       logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } },
