@@ -12,6 +12,7 @@ import type { PkiConfig, Profile } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
 import { certificates } from '../db/schema.js';
 import type { HsmToken, Sealer } from '../hsm/token.js';
+import { mdmRequests } from '../runtime/metrics/process.js';
 import type {
   CaActivities,
   EnrollmentActivities,
@@ -75,11 +76,19 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
   return {
     checkRenewalSigner: (input) => checkRenewalSigner(deps.db, input),
     async verifyWithMdm({ profile, transactionId, csr }) {
-      return verifierFor(profileOf(profile)).verify({
-        profile,
-        transactionId,
-        csr: Buffer.from(csr, 'base64'),
-      });
+      const config = profileOf(profile);
+      try {
+        const verdict = await verifierFor(config).verify({
+          profile,
+          transactionId,
+          csr: Buffer.from(csr, 'base64'),
+        });
+        mdmRequests.inc({ verifier: config.mdm.type, result: verdict.verdict });
+        return verdict;
+      } catch (err) {
+        mdmRequests.inc({ verifier: config.mdm.type, result: 'error' });
+        throw err;
+      }
     },
     admitEnrollment: (input) => admitEnrollment(deps.db, profileOf(input.profile), input),
     recordApproval: (input) => recordApproval(deps.db, input),
@@ -109,8 +118,11 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
         reason: input.reason,
       });
     },
-    recordEnrollment: (input) =>
-      recordEnrollment(deps.db, deps.sealer, profileOf(input.request.profile).notifications, input),
+    recordEnrollment: (input) => {
+      const profile = profileOf(input.request.profile);
+      const verifier = input.request.identityFrom === 'renewal-signer' ? 'renewal-signer' : profile.mdm.type;
+      return recordEnrollment(deps.db, deps.sealer, profile.notifications, input, verifier);
+    },
     recordDeviceStatus: (input) => recordDeviceStatus(deps.db, profileOf(input.profile).notifications, input),
     listValidCertificates: (input) => listValidCertificates(deps.db, input),
     recordAudit: (input) => recordAudit(deps.db, input),

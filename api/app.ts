@@ -12,9 +12,11 @@ import type { Database } from '../db/client.js';
 import { healthRoutes, type Readiness } from '../runtime/readiness.js';
 import { consoleRoutes } from './console/index.js';
 import type { OperatorAuthOptions } from './http/auth.js';
+import { requestLog, requestLogging } from './http/request-log.js';
 import { mdmRoutes } from './mdm/index.js';
 import { codecRoutes } from './operator/codec.js';
 import { operatorRoutes } from './operator/index.js';
+import { metricsRoutes } from './operator/metrics.js';
 import type { Responder } from './revocation/ocsp-responders.js';
 import { revocationRoutes } from './revocation/routes.js';
 import { revocationService } from './revocation/service.js';
@@ -38,22 +40,25 @@ export interface AppDeps extends ScepDeps {
 /** SCEP, CRLs, OCSP, /healthz and /readyz. */
 export function createPublicApp(deps: AppDeps): Hono {
   const app = new Hono();
+  app.use('*', requestLogging('public'));
   mountPublic(app, deps);
   return withErrors(app);
 }
 
 /**
- * The operators' surface: the public routes, the operator API, the MDM webhooks, the codec server
- * and the console.
+ * The operators' surface: the public routes, the operator API, /metrics, the MDM webhooks, the codec
+ * server and the console.
  */
 export function createOperatorApp(deps: AppDeps): Hono {
   const app = new Hono();
+  app.use('*', requestLogging('operator'));
   mountPublic(app, deps);
   const integration = { config: deps.config, db: deps.db, temporal: deps.temporal };
   app.route('/', mdmRoutes(integration));
   // Errors handled inside: the console calls this app in-process and reads the same JSON errors.
   const operatorApi = withErrors(operatorRoutes({ ...integration, certificate: deps.operatorCertificate }));
   app.route('/', operatorApi);
+  app.route('/', metricsRoutes({ ...integration, certificate: deps.operatorCertificate }));
   app.route('/', codecRoutes({ codec: deps.codec, auth: { certificate: deps.operatorCertificate } }));
   app.route(
     '/',
@@ -78,7 +83,7 @@ function withErrors<E extends Env>(app: Hono<E>): Hono<E> {
   app.onError((err, c) => {
     if (err instanceof HTTPException) return err.getResponse();
     // Temporal, the database or the HSM unreachable: the caller may retry; nothing was issued.
-    console.error(`[api] ${c.req.method} ${c.req.path}: ${err.stack ?? err}`);
+    requestLog(c).error({ err }, 'request failed: dependency unavailable');
     return jsonApi(c.req.path)
       ? c.json({ error: 'service temporarily unavailable, retry later' }, 503)
       : c.text('enrollment service temporarily unavailable, retry later', 503);

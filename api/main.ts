@@ -1,5 +1,6 @@
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
+import { componentLogger } from '../runtime/log.js';
 import { loadOperatorTls } from '../runtime/operator-tls.js';
 import { dependencyChecks, Readiness } from '../runtime/readiness.js';
 import { requestRevocationRefresh } from '../runtime/schedules.js';
@@ -22,6 +23,7 @@ import { startApiServer } from './server.js';
  * no CA key is reachable from the process that faces the internet.
  */
 // Before anything is opened: a production start with a development setting stops here, naming it.
+const log = componentLogger('api');
 const { settings, config } = startupConfig('api', {
   pinVariables: ['HSM_RA_PIN', 'HSM_DATA_PIN'],
   servesOperators: true,
@@ -33,7 +35,7 @@ const client = await connectTemporal(settings, codec);
 const database = await openMigratedDatabase(settings);
 const responders = await registerOcspResponders(ra, database.db, config);
 for (const issuingCa of responders.missingKeys)
-  console.warn(`[api] no OCSP responder key for ${issuingCa} in the RA token: run provisioning`);
+  log.warn({ issuingCa }, 'no OCSP responder key for this CA in the RA token: run provisioning');
 // A new responder key waits for its certificate from the CA worker: ask for it now.
 if (responders.needCertificate.length > 0) await requestRevocationRefresh(client);
 const readiness = new Readiness(dependencyChecks({ temporal: client, db: database.db, tokens }));
@@ -53,7 +55,10 @@ const server = await startApiServer(
   settings.api,
   { ...settings.operator, tls: await loadOperatorTls(ra, config, settings) },
 );
-console.log(`[api] SCEP on ${server.url}/scep; operators on ${server.operatorUrl}`);
+log.info(
+  { scepUrl: `${server.url}/scep`, operatorUrl: server.operatorUrl },
+  `[api] SCEP on ${server.url}/scep; operators on ${server.operatorUrl}`,
+);
 
 /**
  * SIGTERM (a deploy, a scale-down): /readyz turns 503 at once so the load balancer stops sending
@@ -66,7 +71,7 @@ const drainMs = Number(process.env.API_DRAIN_MS ?? 5_000);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     readiness.drain();
-    console.log(`[api] ${signal}: draining for ${drainMs} ms, then closing`);
+    log.info({ signal, drainMs }, 'draining, then closing');
     await new Promise((r) => setTimeout(r, drainMs));
     await server.close();
     await client.connection.close();

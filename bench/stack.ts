@@ -3,28 +3,17 @@
  * database, API port and Temporal dev server ports), and micromdm's `scepserver`. Each returns a
  * stop() that is safe to call more than once and on failure paths.
  */
+
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { PROJECT_ROOT } from '../config/load.js';
+import { freePort } from '../scripts/free-port.js';
 import { findListeningPid } from './processes.js';
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 /** Output of a child, the last ~20 kB, for error messages; `forward` sees every whole line. */
 function captureOutput(child: ChildProcess, forward?: (line: string) => void): () => string {

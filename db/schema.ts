@@ -112,6 +112,12 @@ export const enrollments = pgTable(
     /** The PKCS#10 (it carries the challenge password), AES-GCM sealed under an HSM key. */
     csrSealed: bytea('csr_sealed').notNull(),
     certificateSerial: text('certificate_serial'),
+    /**
+     * Who decided the identity: the profile's verifier type (intune, jamf, static-challenge...) or
+     * `renewal-signer` (a renewal signed by the device's current certificate, no MDM asked). Null on
+     * rows recorded before 2026-12-02. pki_enrollments_total counts by it.
+     */
+    verifier: text('verifier'),
     createdAt: at('created_at').notNull(),
     completedAt: at('completed_at'),
   },
@@ -119,6 +125,8 @@ export const enrollments = pgTable(
     index('enrollments_device_idx').on(t.profile, t.deviceId),
     // The daily report reads one day of outcomes out of all of them.
     index('enrollments_completed_idx').on(t.completedAt),
+    // /metrics counts enrollments by these at every scrape: an index-only scan, not the table.
+    index('enrollments_outcome_idx').on(t.profile, t.verifier, t.status),
   ],
 );
 
@@ -171,6 +179,8 @@ export const auditEvents = pgTable(
   (t) => [
     index('audit_events_subject_idx').on(t.subject),
     index('audit_events_device_idx').on(t.profile, t.deviceId),
+    // The SIEM export (GET /operator/audit) reads by date range, in (occurred_at, id) order.
+    index('audit_events_occurred_idx').on(t.occurredAt, t.id),
   ],
 );
 

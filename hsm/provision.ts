@@ -7,11 +7,13 @@
  * config gets its CA on the next run and nothing existing is ever replaced; keys made by older
  * versions lose any usage their role does not have.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { LocalCaConfig, PkiConfig, Profile } from '../config/profile-types.js';
 import type { HashName, KeyAlgorithm, Signer } from '../pki/keys.js';
 import { buildCertificate, type CertificateParams, certificateInfo } from '../pki/x509/certificate.js';
 import { encodeName } from '../pki/x509/name.js';
+import { componentLogger } from '../runtime/log.js';
 import { HsmKeyNotFoundError, type HsmToken, type KeyRole } from './token.js';
 import type { TokenSet } from './token-set.js';
 
@@ -170,8 +172,9 @@ async function ensureKeyPair(
   if (!existing) return (await token.generateKeyPair(label, alg, role)).spki;
   const turnedOff = await token.enforceKeyUsage(label, role);
   if (turnedOff.length > 0)
-    console.warn(
-      `[hsm] key "${label}" in token "${token.tokenLabel}" may no longer: ${turnedOff.join(', ')}`,
+    componentLogger('hsm').warn(
+      { key: label, tokenLabel: token.tokenLabel, turnedOff },
+      'key usages turned off (the key may no longer do these)',
     );
   return existing;
 }

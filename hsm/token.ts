@@ -2,9 +2,11 @@
  * The product's only door to PKCS#11. Everything that touches a private or secret key goes through
  * here, and no key material ever leaves the token.
  */
+
 import { createHash, randomBytes } from 'node:crypto';
 import * as graphene from 'graphene-pk11';
 import type { HashName, KeyAlgorithm, KeyTransportDecrypter, Signer } from '../pki/keys.js';
+import { timedHsmOperation } from '../runtime/metrics/process.js';
 import {
   type CurveAlgorithm,
   certificateFields,
@@ -128,16 +130,17 @@ export class HsmToken {
     const rsa = keyAlgorithm.startsWith('rsa-');
     return {
       keyAlgorithm,
-      sign: async (data, hash) => {
-        try {
-          if (rsa) return await this.pool.use((s) => signOnce(s, RSA_SIGN_MECHANISMS[hash], key, data));
-          // SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest in the token.
-          const digest = createHash(NODE_HASHES[hash]).update(data).digest();
-          return ecdsaSigValue(await this.pool.use((s) => signOnce(s, 'ECDSA', key, digest)));
-        } catch (e) {
-          throw this.failure(`signing (${hash}) with key "${keyLabel}"`, e);
-        }
-      },
+      sign: (data, hash) =>
+        timedHsmOperation('sign', async () => {
+          try {
+            if (rsa) return await this.pool.use((s) => signOnce(s, RSA_SIGN_MECHANISMS[hash], key, data));
+            // SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest in the token.
+            const digest = createHash(NODE_HASHES[hash]).update(data).digest();
+            return ecdsaSigValue(await this.pool.use((s) => signOnce(s, 'ECDSA', key, digest)));
+          } catch (e) {
+            throw this.failure(`signing (${hash}) with key "${keyLabel}"`, e);
+          }
+        }),
     };
   }
 
@@ -147,15 +150,16 @@ export class HsmToken {
       throw new Error(`HSM token "${this.tokenLabel}": key "${keyLabel}" is ${keyAlgorithm}, not RSA`);
     }
     return {
-      decrypt: async (encryptedKey) => {
-        try {
-          return await this.pool.use((s) =>
-            cryptOnce(s.createDecipher('RSA_PKCS', key), encryptedKey, encryptedKey.length),
-          );
-        } catch (e) {
-          throw this.failure(`RSA PKCS#1 v1.5 decryption with key "${keyLabel}"`, e);
-        }
-      },
+      decrypt: (encryptedKey) =>
+        timedHsmOperation('decrypt', async () => {
+          try {
+            return await this.pool.use((s) =>
+              cryptOnce(s.createDecipher('RSA_PKCS', key), encryptedKey, encryptedKey.length),
+            );
+          } catch (e) {
+            throw this.failure(`RSA PKCS#1 v1.5 decryption with key "${keyLabel}"`, e);
+          }
+        }),
     };
   }
 
@@ -345,38 +349,40 @@ export class HsmToken {
       params: new graphene.AesGcmParams(Buffer.from(iv), Buffer.from(aad), GCM_TAG_BYTES * 8),
     });
     return {
-      seal: async (plain, aad) => {
-        const iv = randomBytes(GCM_IV_BYTES);
-        try {
-          const sealed = await this.pool.use((s) => {
-            const cipher = s.createCipher(gcm(iv, aad), key);
-            // SoftHSM refuses C_Encrypt on empty input (CKR_ARGUMENTS_BAD); C_EncryptFinal yields the tag.
-            if (plain.length === 0) return new Uint8Array(cipher.final());
-            return cryptOnce(cipher, plain, plain.length + GCM_TAG_BYTES);
-          });
-          return Buffer.concat([iv, sealed]);
-        } catch (e) {
-          throw this.failure(`sealing with key "${label}"`, e);
-        }
-      },
-      open: async (sealed, aad) => {
-        if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
-          throw new Error(`sealed data is too short (${sealed.length} bytes) to come from key "${label}"`);
-        }
-        const iv = sealed.subarray(0, GCM_IV_BYTES);
-        const body = sealed.subarray(GCM_IV_BYTES);
-        try {
-          return await this.pool.use((s) =>
-            cryptOnce(s.createDecipher(gcm(iv, aad), key), body, body.length),
-          );
-        } catch (e) {
-          // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR, so the cause cannot be narrower.
-          throw this.failure(
-            `opening sealed data with key "${label}" (tampered data, wrong AAD or wrong key)`,
-            e,
-          );
-        }
-      },
+      seal: (plain, aad) =>
+        timedHsmOperation('seal', async () => {
+          const iv = randomBytes(GCM_IV_BYTES);
+          try {
+            const sealed = await this.pool.use((s) => {
+              const cipher = s.createCipher(gcm(iv, aad), key);
+              // SoftHSM refuses C_Encrypt on empty input (CKR_ARGUMENTS_BAD); C_EncryptFinal yields the tag.
+              if (plain.length === 0) return new Uint8Array(cipher.final());
+              return cryptOnce(cipher, plain, plain.length + GCM_TAG_BYTES);
+            });
+            return Buffer.concat([iv, sealed]);
+          } catch (e) {
+            throw this.failure(`sealing with key "${label}"`, e);
+          }
+        }),
+      open: (sealed, aad) =>
+        timedHsmOperation('open', async () => {
+          if (sealed.length < GCM_IV_BYTES + GCM_TAG_BYTES) {
+            throw new Error(`sealed data is too short (${sealed.length} bytes) to come from key "${label}"`);
+          }
+          const iv = sealed.subarray(0, GCM_IV_BYTES);
+          const body = sealed.subarray(GCM_IV_BYTES);
+          try {
+            return await this.pool.use((s) =>
+              cryptOnce(s.createDecipher(gcm(iv, aad), key), body, body.length),
+            );
+          } catch (e) {
+            // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR, so the cause cannot be narrower.
+            throw this.failure(
+              `opening sealed data with key "${label}" (tampered data, wrong AAD or wrong key)`,
+              e,
+            );
+          }
+        }),
     };
   }
 

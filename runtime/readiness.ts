@@ -12,6 +12,7 @@ import { Hono } from 'hono';
 import type { Database } from '../db/client.js';
 import type { TokenSet } from '../hsm/token-set.js';
 import { type Listener, listenOn } from './http-listener.js';
+import { metricsResponse } from './metrics/exposition.js';
 
 export interface DependencyCheck {
   name: string;
@@ -105,8 +106,12 @@ export function healthRoutes(readiness: Readiness | undefined): Hono {
 
 /**
  * A worker's own small listener (HEALTH_PORT): workers serve no API, but orchestrators and the
- * cluster supervisor still need to ask them whether they are live and ready.
+ * cluster supervisor still need to ask them whether they are live and ready, and Prometheus scrapes
+ * the worker's own metrics (runtime/metrics/process.ts) at /metrics. Like /readyz it asks for no
+ * credential: bind it (HEALTH_HOST) where only the orchestrator and Prometheus reach it.
  */
 export function serveHealth(listen: { host: string; port: number }, readiness: Readiness): Promise<Listener> {
-  return listenOn(healthRoutes(readiness), listen);
+  const app = healthRoutes(readiness);
+  app.get('/metrics', (c) => metricsResponse(c));
+  return listenOn(app, listen);
 }

@@ -12,6 +12,7 @@ import { ensurePkiHierarchy, issuingCertificateLabel, PAYLOAD_KEK_LABEL } from '
 import { ensureSoftHsmTokens } from '../hsm/softhsm.js';
 import { HsmToken } from '../hsm/token.js';
 import { TokenSet } from '../hsm/token-set.js';
+import { componentLogger } from './log.js';
 import { ensureOperatorTlsCertificate } from './operator-tls.js';
 import { HsmPayloadCodec } from './payload-codec.js';
 
@@ -92,8 +93,9 @@ export async function ensureUpstreamChains(token: HsmToken, config: PkiConfig): 
       await provisionAtlasChain(token, profile, profile.ca);
     } catch (err) {
       if (!(await token.certificate(issuingCertificateLabel(profile)))) throw err;
-      console.warn(
-        `[pki] profile ${profile.name}: keeping the stored Atlas trust chain (${(err as Error).message})`,
+      componentLogger('pki').warn(
+        { profile: profile.name, err },
+        'keeping the stored Atlas trust chain (the upstream one could not be read)',
       );
     }
   }

@@ -1,7 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,6 +11,7 @@ import { runtimeSettings } from '../config/runtime.js';
 import type { TokenSet } from '../hsm/token-set.js';
 import { openProvisionedTokens, payloadCodecOf } from '../runtime/services.js';
 import { deviceWorkflowId, type LifecyclePolicy, TASK_QUEUE } from '../workflows/definitions.js';
+import { freePort } from './free-port.js';
 import { coresBetween, findDevServerPid, type ProcSample, sampleProcess, sqliteBytes } from './proc-stats.js';
 import { startProductProcess } from './product-process.js';
 import { startTemporalDevServer } from './temporal-dev-server.js';
@@ -68,18 +68,6 @@ const hardLimit = setTimeout(() => {
   worker?.kill('SIGKILL');
   void stopServer().finally(() => process.exit(1));
 }, HARD_LIMIT_MS);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 /** `npm run worker -- --queues pki` as a child process, so its memory and CPU are its own. */
 async function startWorker(env: Record<string, string>): Promise<ChildProcess> {

@@ -69,6 +69,7 @@ console.log(`
   Console         ${pipeline.api.operatorUrl}/console   (log in with any name and the operator token)
   Operator token  ${env.OPERATOR_TOKEN}
   Codec server    ${pipeline.api.operatorUrl}/codec   (temporal workflow show --codec-endpoint ...)
+  Metrics         ${pipeline.api.operatorUrl}/metrics   (Prometheus; same credential as the operator API)
   Enroll a device:
     openssl genrsa -traditional -out key.pem 2048
     scepclient -server-url ${url}/scep -challenge ${challenge} \\

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { TokenRole } from '../config/runtime.js';
 import { startupConfig } from '../config/startup.js';
+import { componentLogger } from '../runtime/log.js';
 import { dependencyChecks, Readiness, serveHealth } from '../runtime/readiness.js';
 import {
   connectTemporal,
@@ -24,6 +25,7 @@ if (unknown.length > 0) {
   console.error(`unknown queue(s) ${unknown.join(', ')}; known: ${QUEUES.join(', ')}`);
   process.exit(2);
 }
+const log = componentLogger('worker');
 const roles = [...new Set(queues.flatMap((q): readonly TokenRole[] => TOKENS_OF[q]))];
 
 // Before anything is opened: a production start with a development setting stops here, naming it.
@@ -63,7 +65,9 @@ const health = healthPort
       ]),
     )
   : undefined;
-console.log(
+// The message keeps the words supervisors and tests wait for ("[worker] polling").
+log.info(
+  { queues, temporalAddress: settings.temporalAddress, tokens: roles, healthPort: healthPort ?? null },
   `[worker] polling ${queues.join(', ')} on ${settings.temporalAddress} (tokens: ${roles.join(', ')})`,
 );
 dispatcher?.start();
@@ -76,5 +80,5 @@ try {
   await client?.connection.close();
   await db.close();
   await tokens.close();
-  console.log('[worker] stopped');
+  log.info('[worker] stopped');
 }

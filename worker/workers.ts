@@ -19,6 +19,7 @@ import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
 import { FIELD_ENCRYPTION_KEY_LABEL } from '../hsm/provision.js';
 import type { TokenSet } from '../hsm/token-set.js';
+import { temporalLogger } from '../runtime/log.js';
 import { ensureSchedules } from '../runtime/schedules.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 
@@ -53,7 +54,7 @@ export interface WorkerOptions {
 export async function createWorkers(
   opts: WorkerOptions,
 ): Promise<{ workers: Worker[]; connection: NativeConnection; dispatcher?: OutboxDispatcher }> {
-  installWorkerLogging();
+  installWorkerRuntime();
   const connection = await NativeConnection.connect(opts.connection);
   const common = {
     connection,
@@ -131,12 +132,39 @@ async function prepareCaHost(
   await ca.certifyOcspResponders({});
 }
 
-let loggingInstalled = false;
+let runtimeInstalled = false;
 
-/** TEMPORAL_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR; default INFO). Installed once per process. */
-function installWorkerLogging(): void {
-  if (loggingInstalled) return;
-  loggingInstalled = true;
-  const level = (process.env.TEMPORAL_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level) });
+/**
+ * Temporal's runtime, installed once per process (Runtime.install can run only once): its logs
+ * (the SDK's, workflow and activity context loggers', and Core's native ones, forwarded) become
+ * JSON lines of the product's logger at TEMPORAL_LOG_LEVEL (TRACE, DEBUG, INFO, WARN, ERROR; default
+ * INFO); with TEMPORAL_METRICS_PORT set, Core serves the SDK's worker metrics (temporal_* : task
+ * latencies, slots, polls, sticky cache) for Prometheus at http://TEMPORAL_METRICS_HOST:PORT/metrics.
+ */
+function installWorkerRuntime(env: NodeJS.ProcessEnv = process.env): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const level = (env.TEMPORAL_LOG_LEVEL ?? 'INFO').toUpperCase() as LogLevel;
+  const metricsPort = env.TEMPORAL_METRICS_PORT;
+  const sink = temporalLogger();
+  Runtime.install({
+    // DefaultLogger filters by TEMPORAL_LOG_LEVEL; pino writes what passes (meta: workflowId, runId...).
+    logger: new DefaultLogger(level, (entry) => sink.log(entry.level, entry.message, entry.meta)),
+    telemetryOptions: {
+      // Core's own lines (Rust) through the same logger instead of straight to stderr.
+      logging: { forward: {}, filter: { core: 'WARN', other: 'ERROR' } },
+      ...(metricsPort
+        ? {
+            metrics: {
+              prometheus: {
+                bindAddress: `${env.TEMPORAL_METRICS_HOST ?? '127.0.0.1'}:${metricsPort}`,
+                // Prometheus conventions: counters end in _total, durations in seconds.
+                countersTotalSuffix: true,
+                useSecondsForDurations: true,
+              },
+            },
+          }
+        : {}),
+    },
+  });
 }

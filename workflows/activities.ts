@@ -93,6 +93,11 @@ export interface RecordEnrollmentInput {
     csrSha256: string;
     /** The verified device, or the claimed one when verification never said. */
     deviceId: string;
+    /**
+     * Who decided the identity: the renewal's signing certificate alone, or the profile's verifier
+     * (metrics and reports count enrollments by it). Absent from executions started before 2026-12-02.
+     */
+    identityFrom?: 'renewal-signer' | 'verifier';
   };
   receivedAt: string;
   completedAt: string;

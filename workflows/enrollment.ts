@@ -95,6 +95,8 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     outcome: undefined,
   };
   let decision: OperatorDecision | undefined;
+  // A renewal is decided by its signer unless the verifier is asked too (renewalRequiresMdm).
+  let identityFrom: 'renewal-signer' | 'verifier' = input.renewalSigner ? 'renewal-signer' : 'verifier';
 
   const budget = input.policy.escalation;
   const retry = {
@@ -222,6 +224,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
       if (!input.policy.renewalRequiresMdm)
         return { identity: renewal.identity, renewalOf: renewal.serialHex };
     }
+    identityFrom = 'verifier';
     const verdict = await step('verify', () =>
       local.verifyWithMdm({ profile: input.profile, transactionId: input.transactionId, csr: input.csr }),
     );
@@ -387,6 +390,7 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
           deviceId: state.deviceId,
           csr: input.csr,
           csrSha256: input.fingerprint.csrSha256,
+          identityFrom,
         },
         receivedAt,
         completedAt: new Date().toISOString(),

@@ -5,11 +5,13 @@
  * with capped exponential back-off, or dead once it has been pending longer than the configured
  * dead-letter time. At least once: a receiver may see a delivery id again and de-duplicates on it.
  */
+
 import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import { secretFromEnv } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { eventDeliveries, eventOutbox } from '../../db/schema.js';
+import { componentLogger } from '../../runtime/log.js';
 import type { PkiEvent } from '../../workflows/activities.js';
 import { sendOperatorEmail } from './email.js';
 import { operatorMessage } from './messages.js';
@@ -45,7 +47,7 @@ export class OutboxDispatcher {
 
   constructor(private readonly opts: DispatcherOptions) {
     this.env = opts.env ?? process.env;
-    this.log = opts.log ?? ((line) => console.log(`[outbox] ${line}`));
+    this.log = opts.log ?? ((line) => componentLogger('outbox').warn(line));
   }
 
   /** Starts the delivery loop (idempotent). */

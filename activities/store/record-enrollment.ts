@@ -4,6 +4,8 @@ import type { Database } from '../../db/client.js';
 import { admissions, auditEvents, devices, enrollments } from '../../db/schema.js';
 import type { Sealer } from '../../hsm/token.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
+import { componentLogger } from '../../runtime/log.js';
+import { enrollmentDuration } from '../../runtime/metrics/process.js';
 import type { RecordEnrollmentInput } from '../../workflows/activities.js';
 import { enqueueEvent } from '../notify/outbox.js';
 
@@ -17,13 +19,15 @@ export async function recordEnrollment(
   sealer: Sealer,
   notifications: NotificationConfig,
   input: RecordEnrollmentInput,
+  /** Who decided the identity (the profile's verifier type, or renewal-signer): kept for metrics. */
+  verifier: string,
 ): Promise<void> {
   const { request, outcome } = input;
   const csr = Buffer.from(request.csr, 'base64');
   // The AAD binds the sealed CSR to its row: it cannot be moved to another enrollment unnoticed.
   const csrSealed = await sealer.seal(csr, Buffer.from(input.enrollmentId, 'utf8'));
 
-  await db.transaction(async (tx) => {
+  const recorded = await db.transaction(async (tx) => {
     const inserted = await tx
       .insert(enrollments)
       .values({
@@ -40,12 +44,13 @@ export async function recordEnrollment(
         csrSha256: request.csrSha256,
         csrSealed,
         certificateSerial: outcome.status === 'SUCCESS' ? outcome.issued.serialHex : null,
+        verifier,
         createdAt: new Date(input.receivedAt),
         completedAt: new Date(input.completedAt),
       })
       .onConflictDoNothing()
       .returning({ id: enrollments.id });
-    if (inserted.length === 0) return;
+    if (inserted.length === 0) return false;
 
     const device = { profile: request.profile, deviceId: request.deviceId };
     if (outcome.status === 'SUCCESS') {
@@ -110,7 +115,28 @@ export async function recordEnrollment(
       })),
     );
     await enqueueEvent(tx, notifications, input.event);
+    return true;
   });
+  // Once per enrollment: a retry after a lost reply found the row and wrote nothing.
+  if (!recorded) return;
+  const outcomeLabel = outcome.status === 'SUCCESS' ? 'issued' : 'failed';
+  const seconds = (Date.parse(input.completedAt) - Date.parse(input.receivedAt)) / 1000;
+  enrollmentDuration.observe({ profile: request.profile, outcome: outcomeLabel }, Math.max(0, seconds));
+  componentLogger('enrollment').info(
+    {
+      workflowId: input.enrollmentId,
+      profile: request.profile,
+      transactionId: request.transactionId,
+      deviceId: request.deviceId,
+      verifier,
+      outcome: outcomeLabel,
+      ...(outcome.status === 'SUCCESS'
+        ? { serialHex: outcome.issued.serialHex }
+        : { failInfo: outcome.failInfo, reason: outcome.reason }),
+      seconds,
+    },
+    'enrollment recorded',
+  );
 }
 
 /** For operators and tests: the sealed CSR of an enrollment, opened in the HSM. */

@@ -7,6 +7,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { type OperatorAuthOptions, type OperatorEnv, operatorAuth } from '../http/auth.js';
 import { jsonError } from '../http/errors.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
+import { auditRoutes } from './audit.js';
 import { certificateRoutes } from './certificates.js';
 import { challengeRoutes } from './challenges.js';
 import { deviceRoutes, type OperatorDeps } from './devices.js';
@@ -42,6 +43,7 @@ export function operatorRoutes(
   app.route('/', eventRoutes(deps));
   app.route('/', challengeRoutes(deps));
   app.route('/', reportRoutes(deps));
+  app.route('/', auditRoutes(deps));
   app.route('/', openApiRoutes());
   return app;
 }

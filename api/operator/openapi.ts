@@ -9,6 +9,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorEnv } from '../http/auth.js';
+import { exportQuery as auditExportQuery } from './audit.js';
 import { listQuery as enrollmentListQuery } from './enrollments.js';
 import { listQuery as eventListQuery } from './events.js';
 import { listQuery as reportListQuery, reportQuery } from './reports.js';
@@ -234,6 +235,24 @@ export function operatorOpenApi(serverUrl?: string): Json {
         'reject',
         'Fail an escalated or awaiting enrollment with a reason.',
       ),
+      '/operator/audit': {
+        get: {
+          ...operation({
+            summary:
+              'The audit trail from..to (at most 31 days) as JSON lines, oldest first, for SIEMs; optionally one profile or action.',
+            tags: ['audit'],
+            parameters: queryParameters(auditExportQuery),
+            responses: {},
+          }),
+          responses: {
+            '200': {
+              description: 'One audit event per line.',
+              content: { 'application/x-ndjson': { schema: { type: 'string' } } },
+            },
+            ...COMMON_ERRORS,
+          },
+        },
+      },
       '/operator/reports': {
         get: operation({
           summary: 'The dates of the stored daily reports, newest first.',

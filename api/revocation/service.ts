@@ -4,6 +4,7 @@
  * responder, whose key is in the RA token (RFC 6960 4.2.2.2). The same lookups answer SCEP GetCert
  * and GetCRL.
  */
+
 import { and, eq } from 'drizzle-orm';
 import * as pkijs from 'pkijs';
 import { latestCrl } from '../../activities/ca/local-hsm/crl.js';
@@ -20,6 +21,7 @@ import {
 } from '../../pki/ocsp.js';
 import { rawSubject } from '../../pki/x509/certificate.js';
 import { revocationReasonOf, unsignedHex } from '../../pki/x509/crl.js';
+import { componentLogger } from '../../runtime/log.js';
 import type { ProfileRa } from '../ra.js';
 import type { Responder } from './ocsp-responders.js';
 
@@ -138,7 +140,7 @@ export function revocationService(deps: RevocationServiceDeps): RevocationServic
           ...(parsed.nonce ? { nonce: parsed.nonce } : {}),
         });
       } catch (e) {
-        console.error(`[ocsp] ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        componentLogger('ocsp').error({ err: e }, 'OCSP answer failed: internalError');
         return ocspError('internalError');
       }
     },

@@ -6,14 +6,15 @@ import { encodeCertRep } from '../../pki/scep/encode.js';
 import type { CertRep, ContentCipher, FailInfo, ScepRequest } from '../../pki/scep/types.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
 import { parseCsr } from '../../pki/x509/csr.js';
-import type { EnrollmentInput } from '../../workflows/definitions.js';
+import { type EnrollmentInput, enrollmentWorkflowId } from '../../workflows/definitions.js';
 import type { EnrollmentGateway, GatewayAnswer } from '../enrollment-gateway.js';
+import type { RequestFields } from '../http/request-log.js';
 import type { ProfileRa } from '../ra.js';
 import type { RevocationService } from '../revocation/service.js';
 
 /** The answer to one PKIOperation: a signed CertRep, or an HTTP error when nothing could be trusted. */
 export type PkiOperationReply =
-  | { kind: 'certrep'; body: Uint8Array }
+  | { kind: 'certrep'; body: Uint8Array; status: CertRep['status']; failInfo?: FailInfo }
   | { kind: 'http-error'; status: 400; message: string };
 
 /** transactionIDs become workflow ids: bounded and printable. */
@@ -29,6 +30,8 @@ export async function handlePkiOperation(
   ra: ProfileRa,
   gateway: EnrollmentGateway,
   revocation?: Pick<RevocationService, 'findCertificate' | 'latestCrl'>,
+  /** Told the ids of the request as they are learnt, for its log line (api/http/request-log.ts). */
+  note: (ids: RequestFields) => void = () => {},
 ): Promise<PkiOperationReply> {
   const decoded = await decodePkiMessage(body, { certificates: [ra.raCertificate], decrypter: ra.decrypter });
   if (!decoded.ok) {
@@ -43,6 +46,7 @@ export async function handlePkiOperation(
     });
   }
   const request = decoded.request;
+  note({ transactionId: request.transactionId, messageType: request.messageType });
   const failure = (failInfo: FailInfo) =>
     certRep(ra, {
       status: 'FAILURE',
@@ -62,6 +66,10 @@ export async function handlePkiOperation(
     case 'RenewalReq': {
       const input = await enrollmentInput(request, profile, signerKeySha256);
       if (!input) return failure('badMessageCheck');
+      note({
+        workflowId: enrollmentWorkflowId(input.profile, input.transactionId),
+        claimedDeviceId: input.claimedDeviceId,
+      });
       answer = await gateway.submit(input, profile.enrollmentWaitMs);
       break;
     }
@@ -195,7 +203,12 @@ async function certRep(ra: ProfileRa, rep: CertRep): Promise<PkiOperationReply> 
     chain: ra.raChain,
     signer: ra.signer,
   };
-  return { kind: 'certrep', body: await encodeCertRep(rep, signer) };
+  return {
+    kind: 'certrep',
+    body: await encodeCertRep(rep, signer),
+    status: rep.status,
+    ...(rep.status === 'FAILURE' ? { failInfo: rep.failInfo } : {}),
+  };
 }
 
 const sha256Hex = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');

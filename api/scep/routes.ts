@@ -6,6 +6,7 @@ import { decodeGetMessageParam } from '../../pki/scep/decode.js';
 import { encodeCertsOnly, encodeSignedCertsOnly } from '../../pki/scep/encode.js';
 import type { EnrollmentGateway } from '../enrollment-gateway.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
+import { noteRequest } from '../http/request-log.js';
 import type { ProfileRa } from '../ra.js';
 import type { RevocationService } from '../revocation/service.js';
 import { handlePkiOperation } from './pki-operation.js';
@@ -47,6 +48,7 @@ async function handle(c: Context, deps: ScepDeps): Promise<Response> {
   if (!profile) return c.text(`unknown SCEP profile ${c.req.param('profile')}`, 404);
   const ra = deps.ras.get(profile.name);
   if (!ra) return c.text(`profile ${profile.name} has no RA certificate`, 503);
+  noteRequest(c, { profile: profile.name });
 
   switch (operation) {
     case 'GetCACaps':
@@ -68,8 +70,11 @@ async function handle(c: Context, deps: ScepDeps): Promise<Response> {
     case 'PKIOperation': {
       const body = await pkiMessage(c);
       if (typeof body === 'string') return c.text(body, 400);
-      const reply = await handlePkiOperation(body, profile, ra, deps.gateway, deps.revocation);
+      const reply = await handlePkiOperation(body, profile, ra, deps.gateway, deps.revocation, (ids) =>
+        noteRequest(c, ids),
+      );
       if (reply.kind === 'http-error') return c.text(reply.message, reply.status);
+      noteRequest(c, { pkiStatus: reply.status, ...(reply.failInfo ? { failInfo: reply.failInfo } : {}) });
       return binary(reply.body, 'application/x-pki-message');
     }
     case undefined:

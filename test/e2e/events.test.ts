@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
@@ -9,6 +8,7 @@ import { createHsmActivities } from '../../activities/index.js';
 import { webhookTarget } from '../../activities/notify/outbox.js';
 import { profileSchema } from '../../config/profile-types.js';
 import { admissions, certificates, eventDeliveries, eventOutbox } from '../../db/schema.js';
+import { freePort } from '../../scripts/free-port.js';
 import { deviceStateQuery } from '../../workflows/definitions.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
 import { certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
@@ -31,16 +31,6 @@ let downPort: number;
 let slow: WebhookReceiver;
 let broken: WebhookReceiver;
 let back: WebhookReceiver | undefined;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'e2e-events-'));

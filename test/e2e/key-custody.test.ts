@@ -67,7 +67,7 @@ async function startApiProcess(env: Record<string, string>) {
   const api = await startProductProcess({
     script: 'api/main.ts',
     env,
-    ready: /\[api\] SCEP on (\S+)\/scep; operators on (\S+)/,
+    ready: /\[api\] SCEP on (\S+)\/scep; operators on ([^\s"]+)/,
   });
   return { ...api, url: api.ready[1]!, operatorUrl: api.ready[2]! };
 }

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Payload } from '@temporalio/common';
@@ -9,6 +8,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { handOffToLifecycle } from '../../activities/lifecycle.js';
 import { PROJECT_ROOT } from '../../config/load.js';
 import { devices } from '../../db/schema.js';
+import { freePort } from '../../scripts/free-port.js';
 import { findDevServerPid, isAlive } from '../../scripts/proc-stats.js';
 import { startTemporalDevServer, type TemporalDevServer } from '../../scripts/temporal-dev-server.js';
 import {
@@ -35,18 +35,6 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {});
   rmSync(work, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 const serverLog = (line: string) => console.log(`[durability temporal] ${line}`);
 

@@ -8,9 +8,9 @@ import { certificates, enrollments } from '../../db/schema.js';
 import { type FakeWebhook, startFakeWebhook } from '../fakes/challenge-webhook.js';
 import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
 import { type FakeJamf, startFakeJamf } from '../fakes/jamf.js';
-import { postPkiOperation } from '../support/certrep-attributes.js';
-import { certsFromPkcs7, openssl } from '../support/openssl.js';
-import { buildPkiMessage, makeDevice } from '../support/openssl-scep.js';
+import { postOpensslPkcsReq } from '../support/certrep-attributes.js';
+import { openssl } from '../support/openssl.js';
+import { makeDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 
@@ -158,23 +158,8 @@ describe('Intune verification through SCEP', () => {
 
 describe('Intune identity through SCEP', () => {
   const work = mkdtempSync(join(tmpdir(), 'e2e-intune-id-'));
-  const send = async (device: Awaited<ReturnType<typeof makeDevice>>, transactionId: string) => {
-    const ca = await fetch(`${pipeline.url}/scep/intune-id?operation=GetCACert`);
-    const [ra] = await certsFromPkcs7(new Uint8Array(await ca.arrayBuffer()), work);
-    const raFile = join(work, 'ra.pem');
-    writeFileSync(raFile, ra!);
-    const message = await buildPkiMessage({
-      dir: work,
-      recipients: [raFile],
-      signer: device,
-      cipher: 'aes256',
-      digest: 'sha256',
-      messageType: 19,
-      transactionId,
-      content: device.csrDer,
-    });
-    return postPkiOperation(`${pipeline.url}/scep/intune-id`, message.der, work);
-  };
+  const send = (device: Awaited<ReturnType<typeof makeDevice>>, transactionId: string) =>
+    postOpensslPkcsReq({ scepUrl: `${pipeline.url}/scep/intune-id`, device, transactionId, dir: work });
 
   it('names the device by the IntuneDeviceId SAN Intune validated, not by the CN; a request Intune refuses gets nothing', async () => {
     const device = await makeDevice(work, 'alice-laptop', 'intune-made-this', {

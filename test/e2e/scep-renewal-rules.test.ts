@@ -11,7 +11,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeIssued } from '../../activities/ca/issued-certificates.js';
 import { createHsmActivities } from '../../activities/index.js';
-import { certificates } from '../../db/schema.js';
+import { certificates, enrollments } from '../../db/schema.js';
 import { loadProfileChain } from '../../hsm/provision.js';
 import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
 import { encodeName } from '../../pki/x509/name.js';
@@ -182,6 +182,12 @@ describe('renewal signer checks (RenewalReq, and PKCSReq signed by an issued cer
     );
     expect(reply.attributes).toMatchObject({ messageType: '3', pkiStatus: '0' });
     expect(await rowsOf('rules-ok')).toHaveLength(2);
+    // Who decided the identity is recorded (pki_enrollments_total counts by it): the signer, not the MDM.
+    const decidedBy = await pipeline.db.db
+      .select({ verifier: enrollments.verifier })
+      .from(enrollments)
+      .where(eq(enrollments.deviceId, 'rules-ok'));
+    expect(decidedBy.map((r) => r.verifier).sort()).toEqual(['renewal-signer', 'static-challenge']);
   });
 
   it("signed by device A's certificate, asking for device B: A's identity is kept, B gets nothing; the superseded signer then renews no more", async () => {

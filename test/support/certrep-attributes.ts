@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openssl } from './openssl.js';
+import { certsFromPkcs7, openssl } from './openssl.js';
+import { buildPkiMessage, type OpensslDevice } from './openssl-scep.js';
 
 /** The SCEP signed attributes of a CertRep, as `openssl cms -cmsout -print` shows them. */
 export interface CertRepAttributes {
@@ -71,4 +72,31 @@ export async function postPkiOperation(
   const bytes = new Uint8Array(await response.arrayBuffer());
   if (response.status !== 200) return { status: response.status, text: Buffer.from(bytes).toString('utf8') };
   return { status: 200, body: bytes, attributes: await certRepAttributes(bytes, dir) };
+}
+
+/**
+ * A PKCSReq built by openssl (test/support/openssl-scep.ts) for the profile's RA, as fetched from
+ * its GetCACert, posted to its SCEP URL: the answer comes at once (PENDING while the workflow waits).
+ */
+export async function postOpensslPkcsReq(opts: {
+  scepUrl: string;
+  device: OpensslDevice;
+  transactionId: string;
+  dir: string;
+}): Promise<Awaited<ReturnType<typeof postPkiOperation>>> {
+  const ca = await fetch(`${opts.scepUrl}?operation=GetCACert`);
+  const [ra] = await certsFromPkcs7(new Uint8Array(await ca.arrayBuffer()), opts.dir);
+  const raFile = join(opts.dir, `ra-${opts.transactionId}.pem`);
+  writeFileSync(raFile, ra!);
+  const message = await buildPkiMessage({
+    dir: opts.dir,
+    recipients: [raFile],
+    signer: opts.device,
+    cipher: 'aes256',
+    digest: 'sha256',
+    messageType: 19,
+    transactionId: opts.transactionId,
+    content: opts.device.csrDer,
+  });
+  return postPkiOperation(opts.scepUrl, message.der, opts.dir);
 }

@@ -7,6 +7,7 @@ import { loadPkiConfig, PROJECT_ROOT } from '../../config/load.js';
 import { runtimeSettings } from '../../config/runtime.js';
 import { toPem } from '../../pki/pem.js';
 import { migrateAsOwner, openProvisionedTokens } from '../../runtime/services.js';
+import { freePort } from '../../scripts/free-port.js';
 import { startTemporalDevServer } from '../../scripts/temporal-dev-server.js';
 import type { StackInfo } from './stack-info.js';
 
@@ -68,17 +69,4 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await admin.end();
     rmSync(workDir, { recursive: true, force: true });
   };
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
