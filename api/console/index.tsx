@@ -21,6 +21,7 @@ import { LoginPage } from './pages/login.js';
 import { OverviewPage } from './pages/overview.js';
 import { type QueueItem, QueuePage } from './pages/queue.js';
 import { type ConsoleEnv, consoleSessions } from './session.js';
+import { isSavedView, SAVED_VIEWS, savedViewUrl } from './views.js';
 
 export interface ConsoleDeps {
   config: PkiConfig;
@@ -154,6 +155,17 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
       body,
     );
     return afterAction(c, answer, `${action} sent to ${workflowId}`, '/console/queue');
+  });
+
+  app.get('/console/views/:view', (c) => {
+    const view = c.req.param('view');
+    const known = Object.keys(SAVED_VIEWS).join(', ');
+    if (!isSavedView(view))
+      return page(c, 'Saved views', 'overview', <p>Unknown view. Views: {known}.</p>, 404);
+    const webUi = ui();
+    if (!webUi)
+      return page(c, 'Saved views', 'overview', <p>TEMPORAL_UI_URL is not set: no Web UI to open.</p>, 404);
+    return c.redirect(savedViewUrl(webUi, view), 303);
   });
 
   app.get('/console/devices', async (c) => {

@@ -15,6 +15,8 @@ import { profileSchema } from '../../config/profile-types.js';
 import { certificates } from '../../db/schema.js';
 import { toPem } from '../../pki/pem.js';
 import { type FakeWebhook, startFakeWebhook } from '../fakes/challenge-webhook.js';
+import { type SmtpSink, startSmtpSink } from '../fakes/smtp-sink.js';
+import { htmlOf } from '../support/mail.js';
 import { certsFromPkcs7, openssl } from '../support/openssl.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -39,6 +41,7 @@ const CHROMIUM_FLAGS = [
 
 let pipeline: Pipeline;
 let hook: FakeWebhook;
+let mail: SmtpSink;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
@@ -58,10 +61,22 @@ beforeAll(async () => {
   deviceToken = await openDeviceKeyToken(stack.env.SOFTHSM_DIR!, 'console-devices');
   keys = await generateDeviceKeys(2, deviceToken);
   hook = await startFakeWebhook({ webhookId: 'console-hook', secretBase64: HOOK_SECRET });
+  mail = await startSmtpSink();
   Object.assign(process.env, { OPERATOR_TOKEN, CONSOLE_HOOK_SECRET: HOOK_SECRET });
   pipeline = await startPipeline({
     enrollmentWaitMs: 1_000,
     configure: (config) => {
+      // The daily report is e-mailed to the workplace team (the SMTP sink).
+      config.reports.notifications = {
+        webhooks: [],
+        email: {
+          smtpHost: mail.host,
+          smtpPort: mail.port,
+          secure: false,
+          from: 'pki@example.test',
+          to: ['workplace@example.test'],
+        },
+      };
       const base = config.profiles.find((p) => p.name === 'devices')!;
       config.profiles.splice(0, config.profiles.length, base);
       config.profiles.push(
@@ -104,6 +119,7 @@ afterAll(async () => {
   await browser?.close();
   await pipeline?.stop();
   await hook?.close();
+  await mail?.close();
   await deviceToken?.close();
 });
 
@@ -263,6 +279,44 @@ describe('the operator console in a browser', () => {
     const column = (name: string) => consoleRow[header.indexOf(name)];
     expect(column('obtained')).toBe('1');
     expect(column('no_valid_certificate')).toBe('1');
+
+    // The e-mail the run sent, as a mail client shows it: the same figures and both charts.
+    await expect.poll(() => mail.messages.length, { timeout: 10_000 }).toBe(1);
+    const email = await context.newPage();
+    await email.setContent(await htmlOf(mail.messages[0]!));
+    expect(await email.locator('svg').count()).toBe(2);
+    expect(await email.locator('tr', { hasText: 'console' }).first().textContent()).toMatch(
+      /console\s*1\s*0\s*0\s*0\s*1/,
+    );
+    await email.screenshot({ path: join(ARTIFACTS, 'report-email.png'), fullPage: true });
+    await email.close();
+  });
+
+  it('"refused today" opens the Web UI on today\'s refusals', async () => {
+    const scep = await ScepClient.connect({ url: `${pipeline.url}/scep/console` });
+    try {
+      // The MDM's webhook does not know this challenge: refused.
+      const refused = await scep.enroll({
+        key: keys[1]!,
+        commonName: 'console-stranger',
+        challengePassword: 'guessed',
+      });
+      expect(refused.status).toBe('FAILURE');
+    } finally {
+      scep.close();
+    }
+    await page.goto(`${pipeline.operatorUrl}/console`);
+    const link = await page.getAttribute('[data-testid=saved-views] a:has-text("refused today")', 'href');
+    const opened = await context.request.get(new URL(link!, page.url()).toString(), { maxRedirects: 0 });
+    expect(opened.status()).toBe(303);
+    const target = new URL(opened.headers().location!);
+    expect(`${target.origin}${target.pathname}`).toBe(
+      `http://127.0.0.1:8233/namespaces/${pipeline.client.options.namespace}/workflows`,
+    );
+    const query = target.searchParams.get('query')!;
+    expect(query).toContain(`CloseTime >= "${new Date().toISOString().slice(0, 10)}T00:00:00Z"`);
+    const [listed] = await waitForWorkflows(pipeline.client, `${query} AND DeviceId="console-stranger"`, 1);
+    expect(listed).toBeDefined();
   });
 
   it('refuses a form posted from another site, and a console page without a session', async () => {

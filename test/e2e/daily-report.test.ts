@@ -19,6 +19,7 @@ import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
 import { type SmtpSink, startSmtpSink } from '../fakes/smtp-sink.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
 import { certmongerEnroll } from '../support/certmonger.js';
+import { htmlOf } from '../support/mail.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -160,23 +161,6 @@ function figures(profile: string, given: Partial<ProfileFigures>): ProfileFigure
 }
 
 /** The HTML part of a raw message, transfer-decoded (quoted-printable or base64). */
-function htmlPart(raw: string): string {
-  const part = raw.split(/\r?\n--/).find((p) => /content-type:\s*text\/html/i.test(p));
-  if (!part) return '';
-  const [headers = '', ...body] = part.split(/\r?\n\r?\n/);
-  const content = body.join('\n\n').replace(/\r?\n--[^\r\n]*--\s*$/, '');
-  if (/content-transfer-encoding:\s*base64/i.test(headers))
-    return Buffer.from(content, 'base64').toString('utf8');
-  if (/content-transfer-encoding:\s*quoted-printable/i.test(headers))
-    return Buffer.from(
-      content
-        .replace(/=\r?\n/g, '')
-        .replace(/=([0-9A-F]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))),
-      'latin1',
-    ).toString('utf8');
-  return content;
-}
-
 describe('the daily report', () => {
   it('creates the reports/daily schedule at the configured time and time zone', async () => {
     const schedule = await pipeline.client.schedule.getHandle(DAILY_REPORT_SCHEDULE_ID).describe();
@@ -378,7 +362,7 @@ describe('the daily report', () => {
     const [message] = mail.messages;
     expect(message!.to).toEqual(['reports@example.test']);
     expect(message!.raw).toMatch(new RegExp(`Subject: \\[device-pki\\] Daily report ${report.reportDate}`));
-    const html = htmlPart(message!.raw);
+    const html = await htmlOf(message!);
     expect(html.match(/<svg /g)).toHaveLength(2);
     expect(html).toContain('aria-label="Trend (all profiles)"');
     expect(html).toContain('<polyline');

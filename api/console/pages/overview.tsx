@@ -31,6 +31,12 @@ export const OverviewPage: FC<{ escalated: number; awaiting: number; report: Dai
       )}
     </h2>
     {report ? <ReportFigures report={report} /> : <p class="muted">No daily report yet.</p>}
+    <p data-testid="saved-views">
+      In the Temporal Web UI: <a href="/console/views/escalated">escalated</a> ·{' '}
+      <a href="/console/views/awaiting-approval">awaiting approval</a> ·{' '}
+      <a href="/console/views/refused-today">refused today</a> ·{' '}
+      <a href="/console/views/renewal-overdue">renewal overdue</a>
+    </p>
     <form method="post" action="/console/reports/run" class="inline">
       <button type="submit">Run the daily report now</button>
     </form>
