@@ -35,7 +35,14 @@ export async function signClientAssertion(input: ClientAssertionInput): Promise<
     // Entra's certificate credentials are RSA (RS256/PS256): an EC key would be refused at the token endpoint.
     throw new Error(`a client assertion key must be RSA, not ${input.signer.keyAlgorithm}`);
   const now = Math.floor((input.now ?? new Date()).getTime() / 1000);
-  const header = { alg: 'RS256', typ: 'JWT', 'x5t#S256': certificateThumbprintS256(input.certificate) };
+  // x5t#S256 is what Entra's current documentation asks for; x5t (SHA-1) is what older tenants and
+  // MSAL versions look up. Both name the same certificate, so both are sent.
+  const header = {
+    alg: 'RS256',
+    typ: 'JWT',
+    x5t: base64url(createHash('sha1').update(input.certificate).digest()),
+    'x5t#S256': certificateThumbprintS256(input.certificate),
+  };
   const claims = {
     aud: input.audience,
     iss: input.clientId,

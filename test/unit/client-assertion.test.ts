@@ -1,4 +1,4 @@
-import { verify, X509Certificate } from 'node:crypto';
+import { createHash, verify, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signClientAssertion } from '../../activities/mdm/client-assertion.js';
 import type { HsmToken } from '../../hsm/token.js';
@@ -44,7 +44,12 @@ describe('client assertion signed in the HSM', () => {
     const [h, p, s] = jwt.split('.') as [string, string, string];
     const header = decode(h);
     const claims = decode(p);
-    expect(header).toEqual({ alg: 'RS256', typ: 'JWT', 'x5t#S256': thumbprintS256(certificate) });
+    expect(header).toEqual({
+      alg: 'RS256',
+      typ: 'JWT',
+      x5t: createHash('sha1').update(certificate).digest('base64url'),
+      'x5t#S256': thumbprintS256(certificate),
+    });
     const pub = new X509Certificate(Buffer.from(certificate)).publicKey;
     expect(verify('sha256', Buffer.from(`${h}.${p}`), pub, Buffer.from(s, 'base64url'))).toBe(true);
     expect(verify('sha256', Buffer.from(`${h}.${p}x`), pub, Buffer.from(s, 'base64url'))).toBe(false);
