@@ -21,6 +21,8 @@ import type {
   ReportActivities,
   RevocationActivities,
   RevocationSyncActivities,
+  ServiceCredentialActivities,
+  ServiceCredentialCaActivities,
 } from '../workflows/activities.js';
 import { FAILURE, HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 import { createCaActivities } from './ca/index.js';
@@ -31,6 +33,9 @@ import type { MdmVerifier } from './mdm/verifier.js';
 import { enqueueEvent } from './notify/outbox.js';
 import { createReportActivities } from './reports/daily-report.js';
 import { createRevocationSyncActivities } from './revocation-sync.js';
+import { ServiceCredentialSource } from './service-credentials/current.js';
+import { createServiceCredentialCaActivities } from './service-credentials/issuer.js';
+import { createServiceCredentialActivities } from './service-credentials/rotation.js';
 import { admitEnrollment, recordApproval } from './store/admission.js';
 import { recordAudit, recordEvent } from './store/audit.js';
 import { listValidCertificates, recordDeviceStatus } from './store/device-status.js';
@@ -43,6 +48,11 @@ export interface PkiActivityDeps {
   temporal: Client;
   /** The field-encryption key (sealing CSRs at rest). */
   sealer: Sealer;
+  /**
+   * The data token: service credential keys live there (the `pki` worker calls the identity
+   * provider, and opens no other token). Without it, no certificate credential can be used.
+   */
+  serviceKeys?: HsmToken;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -57,18 +67,21 @@ export type PkiQueueActivities = EnrollmentActivities &
   RevocationSyncActivities &
   ReportActivities &
   CaActivities &
+  ServiceCredentialActivities &
   CompatibilityActivities;
 
 /** Activities of the `pki` queue. */
 export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
   const env = deps.env ?? process.env;
   const profileOf = (name: string) => findProfile(deps.config, name) ?? unknownProfile(name);
+  // One source per process: every adapter sees a rotation within its short cache.
+  const credentials = deps.serviceKeys ? new ServiceCredentialSource(deps.db, deps.serviceKeys) : undefined;
   const verifiers = new Map<string, MdmVerifier>();
   // One verifier per profile: adapters cache access tokens and discovered endpoints.
   const verifierFor = (profile: Profile) => {
     let verifier = verifiers.get(profile.name);
     if (!verifier) {
-      verifier = mdmVerifierFor(profile, { db: deps.db, env });
+      verifier = mdmVerifierFor(profile, { db: deps.db, env, ...(credentials ? { credentials } : {}) });
       verifiers.set(profile.name, verifier);
     }
     return verifier;
@@ -129,7 +142,15 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
     notifyLifecycleOfRevocation: (input) => notifyLifecycleOfRevocation(deps.temporal, input),
     publishEvent: (event) => enqueueEvent(deps.db, profileOf(event.profile).notifications, event),
     // Intune's revocation channel and CRL freshness (scheduled workflows, runtime/schedules.ts).
-    ...createRevocationSyncActivities({ config: deps.config, db: deps.db, temporal: deps.temporal, env }),
+    ...createRevocationSyncActivities({
+      config: deps.config,
+      db: deps.db,
+      temporal: deps.temporal,
+      env,
+      ...(credentials ? { credentials } : {}),
+    }),
+    // Service credentials (workflows/service-credential.ts): keys in the data token.
+    ...createServiceCredentialActivities({ config: deps.config, db: deps.db, token: deps.serviceKeys }),
     // The daily report (schedule reports/daily, workflows/daily-report.ts).
     ...createReportActivities({ config: deps.config, db: deps.db, env }),
     // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm.
@@ -143,8 +164,11 @@ export function createHsmActivities(deps: {
   token: HsmToken;
   db: Database;
   random?: RandomSource;
-}): CaActivities {
-  return createCaActivities({ ...deps, queue: HSM_TASK_QUEUE });
+}): CaActivities & ServiceCredentialCaActivities {
+  return {
+    ...createCaActivities({ ...deps, queue: HSM_TASK_QUEUE }),
+    ...createServiceCredentialCaActivities(deps),
+  };
 }
 
 function unknownProfile(name: string): never {

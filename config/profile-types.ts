@@ -67,6 +67,37 @@ const certificateTemplate = z
     for (const message of templateProblems(template)) ctx.addIssue({ code: 'custom', message });
   });
 
+/**
+ * A service credential (workflows/service-credential.ts): a key in the data token (labels
+ * `service/<name>/<generation>`), certified by an internal profile's CA, renewed by the product
+ * `renewBeforeSeconds` before it expires; the identity provider is told of each new certificate by an
+ * operator, and the previous one stays usable `overlapSeconds` after the switch.
+ */
+export const serviceCredential = z.object({
+  /** Names the workflow (`service/<name>/credential`) and the key labels. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and dashes'),
+  /** The profile whose (local HSM) CA signs the credential certificate; default: the profile itself. */
+  profile: z.string().min(1).optional(),
+  validitySeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(3 * 365 * 86400)
+    .default(365 * 86400),
+  renewBeforeSeconds: z
+    .number()
+    .int()
+    .min(10)
+    .max(365 * 86400)
+    .default(30 * 86400),
+  overlapSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(90 * 86400)
+    .default(7 * 86400),
+});
+
 /** Who vouches for a request (DESIGN.md: one adapter per MDM product). */
 const mdmVerifier = z.discriminatedUnion('type', [
   z.object({ type: z.literal('static-challenge'), challenge: z.string().min(1) }),
@@ -79,20 +110,27 @@ const mdmVerifier = z.discriminatedUnion('type', [
       .min(60)
       .max(30 * 86400),
   }),
-  z.object({
-    type: z.literal('intune'),
-    /**
-     * Which attribute of the request Intune validated names the device: its CN, or the SAN URI
-     * IntuneDeviceId://<id> that Intune profiles put there.
-     */
-    deviceIdFrom: z.enum(['commonName', 'intuneDeviceId']).default('commonName'),
-    tenantId: z.string().min(1),
-    clientId: z.string().min(1),
-    clientSecretEnv: envName,
-    authority: httpUrl.default('https://login.microsoftonline.com/'),
-    graphUrl: httpUrl.default('https://graph.microsoft.com'),
-    timeoutMs,
-  }),
+  z
+    .object({
+      type: z.literal('intune'),
+      /**
+       * Which attribute of the request Intune validated names the device: its CN, or the SAN URI
+       * IntuneDeviceId://<id> that Intune profiles put there.
+       */
+      deviceIdFrom: z.enum(['commonName', 'intuneDeviceId']).default('commonName'),
+      tenantId: z.string().min(1),
+      clientId: z.string().min(1),
+      /** A client secret (environment variable). Supported; a certificate credential is recommended. */
+      clientSecretEnv: envName.optional(),
+      /** A certificate credential whose key never leaves the HSM, rotated by the product. */
+      clientCertificate: serviceCredential.optional(),
+      authority: httpUrl.default('https://login.microsoftonline.com/'),
+      graphUrl: httpUrl.default('https://graph.microsoft.com'),
+      timeoutMs,
+    })
+    .refine((mdm) => (mdm.clientSecretEnv === undefined) !== (mdm.clientCertificate === undefined), {
+      message: 'intune needs exactly one of clientSecretEnv and clientCertificate',
+    }),
   z.object({
     type: z.literal('jamf'),
     baseUrl: httpUrl,
@@ -326,7 +364,31 @@ export const pkiConfigSchema = z
         });
     }
     const seen = new Set<string>();
+    const credentials = new Set<string>();
     config.profiles.forEach((p, i) => {
+      const credential = p.mdm.type === 'intune' ? p.mdm.clientCertificate : undefined;
+      if (credential) {
+        const issuer = config.profiles.find((q) => q.name === (credential.profile ?? p.name));
+        if (issuer?.ca.type !== 'local-hsm')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['profiles', i, 'mdm', 'clientCertificate', 'profile'],
+            message: `must name a profile of this file with a local-hsm CA (${credential.profile ?? p.name} is not one)`,
+          });
+        if (credential.renewBeforeSeconds >= credential.validitySeconds)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['profiles', i, 'mdm', 'clientCertificate', 'renewBeforeSeconds'],
+            message: 'must be shorter than validitySeconds',
+          });
+        if (credentials.has(credential.name))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['profiles', i, 'mdm', 'clientCertificate', 'name'],
+            message: `duplicates the service credential ${credential.name}`,
+          });
+        credentials.add(credential.name);
+      }
       if (seen.has(p.name))
         ctx.addIssue({ code: 'custom', path: ['profiles', i, 'name'], message: `duplicates ${p.name}` });
       seen.add(p.name);
@@ -351,5 +413,6 @@ export type EscalationConfig = z.infer<typeof escalation>;
 export type EventsConfig = z.infer<typeof events>;
 export type ReportsConfig = z.infer<typeof reports>;
 export type Profile = z.infer<typeof profileSchema>;
+export type ServiceCredentialConfig = z.infer<typeof serviceCredential>;
 export type RootCaConfig = PkiConfig['rootCa'];
 export type PkiConfig = z.infer<typeof pkiConfigSchema>;

@@ -309,3 +309,35 @@ export const reports = pgTable('reports', {
   periodEnd: at('period_end').notNull(),
   body: jsonb('body').$type<Record<string, unknown>>().notNull(),
 });
+
+/**
+ * The service credentials (workflows/service-credential.ts): per name, one row per generation of key
+ * and certificate the product made for a service identity (Entra ID client certificate). The key is
+ * in the data token under `key_label`; adapters sign with the `active` row's key. States:
+ * `generated` (key made, not certified yet), `pending-registration` (certified, waiting for the
+ * operator to register it with the identity provider), `active`, `retiring` (the previous one,
+ * still registered during the overlap), `retired`.
+ */
+export const serviceCredentials = pgTable(
+  'service_credentials',
+  {
+    name: text('name').notNull(),
+    generation: integer('generation').notNull(),
+    keyLabel: text('key_label').notNull(),
+    /** DER SubjectPublicKeyInfo, read back from the token when the key was made. */
+    spki: bytea('spki').notNull(),
+    certificate: bytea('certificate'),
+    serialHex: text('serial_hex'),
+    notAfter: at('not_after'),
+    state: text('state')
+      .$type<'generated' | 'pending-registration' | 'active' | 'retiring' | 'retired'>()
+      .notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    activatedAt: at('activated_at'),
+    retiredAt: at('retired_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.name, t.generation] }),
+    uniqueIndex('service_credentials_key_label').on(t.keyLabel),
+  ],
+);

@@ -21,6 +21,7 @@ import { FIELD_ENCRYPTION_KEY_LABEL } from '../hsm/provision.js';
 import type { TokenSet } from '../hsm/token-set.js';
 import { temporalLogger } from '../runtime/log.js';
 import { ensureSchedules } from '../runtime/schedules.js';
+import { ensureServiceCredentialWorkflows } from '../runtime/service-credentials.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 
 export type QueueName = typeof TASK_QUEUE | typeof HSM_TASK_QUEUE;
@@ -69,6 +70,8 @@ export async function createWorkers(
     if (!opts.client) throw new Error('the pki queue needs a Temporal client');
     // CRL refresh and Intune revocation sync: created once, idempotent at every pki worker start.
     await ensureSchedules(opts.client, opts.config);
+    // Service credentials (Intune client certificates): one long-lived workflow each.
+    await ensureServiceCredentialWorkflows(opts.client, opts.config);
     const sealer = await opts.tokens.get('data').sealer(FIELD_ENCRYPTION_KEY_LABEL);
     const bundle = workflowBundlePath(opts.useBundle);
     workers.push(
@@ -78,7 +81,13 @@ export async function createWorkers(
         ...(bundle
           ? { workflowBundle: { codePath: bundle } }
           : { workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)) }),
-        activities: createPkiActivities({ config: opts.config, db: opts.db, temporal: opts.client, sealer }),
+        activities: createPkiActivities({
+          config: opts.config,
+          db: opts.db,
+          temporal: opts.client,
+          sealer,
+          serviceKeys: opts.tokens.get('data'),
+        }),
         maxCachedWorkflows: 1000,
         // Non-determinism is left to block the task (Temporal's default) rather than fail it: a device's
         // months-long lifecycle must survive a bad deploy and resume once a fixed worker is out.

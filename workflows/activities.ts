@@ -56,6 +56,10 @@ export interface PkiEvent {
     | 'certificate.expired'
     | 'certificate.revoked'
     | 'device.readmitted'
+    /** A service credential's new certificate must be registered with the identity provider (operator task). */
+    | 'service_credential.registration_needed'
+    /** The previous certificate is no longer used: the operator removes it from the identity provider. */
+    | 'service_credential.retired'
     /** The daily report (activities/reports/): profile `*`, data = the report's totals and per-profile figures. */
     | 'report.daily';
   /** Unique per event and stable across retries: the delivery id receivers de-duplicate on. */
@@ -310,4 +314,32 @@ export interface DailyReportSummary {
     notRenewedInTime: number;
     noValidCertificate: number;
   };
+}
+
+/** `pki` queue: a service credential's key (data token) and its states (workflows/service-credential.ts). */
+export interface ServiceCredentialActivities {
+  serviceCredentialStatus(input: { name: string }): Promise<{
+    active?: { generation: number; notAfter: string; renewAt: string };
+    pending?: { generation: number };
+    retiring: number[];
+  }>;
+  /** The generation waiting for its certificate or registration, else a new key (the next generation). */
+  prepareServiceKey(input: { name: string }): Promise<{ generation: number; keyLabel: string }>;
+  /** Marks it pending registration and enqueues `service_credential.registration_needed` (certificate PEM). */
+  requestServiceRegistration(input: {
+    name: string;
+    generation: number;
+  }): Promise<{ x5tS256: string; notAfter: string }>;
+  /** It becomes the one adapters sign with; the previously active one becomes retiring. */
+  activateServiceCredential(input: {
+    name: string;
+    generation: number;
+  }): Promise<{ renewAt: string; notAfter: string; overlapSeconds: number }>;
+  /** Retiring generations become retired (`service_credential.retired` each). */
+  retireServiceCredentials(input: { name: string; generations: number[] }): Promise<void>;
+}
+
+/** `pki-hsm` queue: the credential certificate, signed by an internal profile's CA. */
+export interface ServiceCredentialCaActivities {
+  issueServiceCertificate(input: { name: string; generation: number }): Promise<{ notAfter: string }>;
 }

@@ -40,7 +40,9 @@ export type PkiStatus =
   | 'RenewalDue'
   | 'RenewalOverdue'
   | 'Expired'
-  | 'Revoked';
+  | 'Revoked'
+  /** A service credential's new certificate waits for the operator to register it (signal `registered`). */
+  | 'RegistrationNeeded';
 
 export type FailInfoName = 'badAlg' | 'badMessageCheck' | 'badRequest' | 'badTime' | 'badCertId';
 
@@ -349,3 +351,30 @@ export interface CertificateRevocationResult {
   /** Whether a running device lifecycle was told. */
   lifecycleNotified: boolean;
 }
+
+/**
+ * A service credential (an adapter's own identity at a SaaS, e.g. Entra ID client certificate):
+ * workflow `service/<name>/credential` rotates its key and certificate (workflows/service-credential.ts).
+ */
+export const serviceCredentialWorkflowId = (name: string) => `service/${name}/credential`;
+export interface ServiceCredentialInput {
+  name: string;
+  /** The profile using it (PkiProfile in the Web UI). */
+  profile: string;
+}
+/**
+ * Operator signal: the certificate of `generation` is registered with the identity provider (e.g.
+ * uploaded to the Entra ID app registration); omitted, the one waiting for registration.
+ */
+export interface RegisteredPayload {
+  generation?: number;
+  by?: string;
+}
+export interface ServiceCredentialState {
+  status: PkiStatus;
+  activeGeneration?: number;
+  pendingGeneration?: number;
+  renewAt?: string;
+}
+export const registeredSignal = defineSignal<[RegisteredPayload?]>('registered');
+export const serviceCredentialStateQuery = defineQuery<ServiceCredentialState>('state');

@@ -6,3 +6,4 @@ export { dailyReport } from './daily-report.js';
 export { deviceLifecycle } from './device-lifecycle.js';
 export { enrollment } from './enrollment.js';
 export { intuneRevocationSync } from './intune-revocation-sync.js';
+export { serviceCredential } from './service-credential.js';

@@ -1,5 +1,6 @@
 import type { Profile } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
+import type { ServiceCredentialSource } from '../service-credentials/current.js';
 import { challengeWebhookVerifier } from './challenge-webhook.js';
 import { intuneVerifier } from './intune.js';
 import { jamfVerifier } from './jamf.js';
@@ -11,6 +12,8 @@ export interface MdmVerifierDeps {
   db: Database;
   /** Where secrets named in the config are read (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Service credentials (Intune client certificates), when this process holds the data token. */
+  credentials?: ServiceCredentialSource;
 }
 
 /**
@@ -27,7 +30,7 @@ export function mdmVerifierFor(profile: Profile, deps: MdmVerifierDeps): MdmVeri
     case 'one-time-challenge':
       return oneTimeChallengeVerifier(deps.db);
     case 'intune':
-      return intuneVerifier(mdm, { env });
+      return intuneVerifier(mdm, { env, ...(deps.credentials ? { credentials: deps.credentials } : {}) });
     case 'jamf':
       return jamfVerifier(mdm, deps.db, { env });
     case 'challenge-webhook':

@@ -7,8 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { secretFromEnv } from '../../config/load.js';
 import type { MdmVerifierConfig } from '../../config/profile-types.js';
+import type { ServiceCredentialSource } from '../service-credentials/current.js';
+import { signClientAssertion } from './client-assertion.js';
 import { DEFAULT_TIMEOUT_MS, isSuccess, jsonBody, MdmUnavailableError, send, statusError } from './http.js';
-import { ClientCredentialsToken } from './oauth.js';
+import { type ClientAuthentication, ClientCredentialsToken } from './oauth.js';
 
 export type IntuneConfig = Extract<MdmVerifierConfig, { type: 'intune' }>;
 
@@ -25,6 +27,34 @@ export interface IntuneClientOptions {
   env?: NodeJS.ProcessEnv;
   /** Overrides cfg.timeoutMs (tests). */
   timeoutMs?: number;
+  /** The service credentials of this process (data token): needed when cfg.clientCertificate is set. */
+  credentials?: ServiceCredentialSource;
+}
+
+/** The client secret, or assertions signed with the service credential that is active at the time. */
+function clientAuthentication(cfg: IntuneConfig, opts: IntuneClientOptions): ClientAuthentication {
+  const certificate = cfg.clientCertificate;
+  if (!certificate) {
+    // Read now: a missing secret stops the worker at start-up, naming the variable.
+    return { kind: 'secret', secret: secretFromEnv(cfg.clientSecretEnv ?? '', opts.env) };
+  }
+  const { credentials } = opts;
+  if (!credentials)
+    throw new Error(
+      `Intune client certificate ${certificate.name}: this process holds no service credentials`,
+    );
+  return {
+    kind: 'assertion',
+    assertion: async (audience) => {
+      const current = await credentials.current(certificate.name);
+      return signClientAssertion({
+        clientId: cfg.clientId,
+        audience,
+        certificate: current.certificate,
+        signer: current.signer,
+      });
+    },
+  };
 }
 
 const discoveryAnswer = z.object({
@@ -43,11 +73,10 @@ export class IntuneClient {
     opts: IntuneClientOptions = {},
   ) {
     this.timeoutMs = opts.timeoutMs ?? cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    // Read now: a missing secret stops the worker at start-up, naming the variable.
-    const clientSecret = secretFromEnv(cfg.clientSecretEnv, opts.env);
     const authority = cfg.authority.endsWith('/') ? cfg.authority : `${cfg.authority}/`;
     const tokenUrl = `${authority}${encodeURIComponent(cfg.tenantId)}/oauth2/v2.0/token`;
-    const base = { tokenUrl, clientId: cfg.clientId, clientSecret, timeoutMs: this.timeoutMs };
+    const client = clientAuthentication(cfg, opts);
+    const base = { tokenUrl, clientId: cfg.clientId, client, timeoutMs: this.timeoutMs };
     this.graphToken = new ClientCredentialsToken({ ...base, scope: GRAPH_SCOPE, what: 'Entra (Graph)' });
     this.intuneToken = new ClientCredentialsToken({ ...base, scope: INTUNE_SCOPE, what: 'Entra (Intune)' });
   }

@@ -22,12 +22,15 @@ import type { PkiConfig, Profile } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { auditEvents, certificates } from '../../db/schema.js';
 import type { IntuneRevocationDecision, RevocationSyncActivities } from '../../workflows/activities.js';
+import type { ServiceCredentialSource } from '../service-credentials/current.js';
 import { INTUNE_REVOCATION_ERROR, type IntuneRevocationClient, intuneRevocationClient } from './intune.js';
 
 export interface IntuneRevocationDeps {
   config: PkiConfig;
   db: Database;
   env?: NodeJS.ProcessEnv;
+  /** Service credentials (Intune client certificates), when this process holds the data token. */
+  credentials?: ServiceCredentialSource;
   /** Tests: a client of their own instead of the profile's Intune tenant. */
   clientFor?: (profile: Profile) => IntuneRevocationClient;
 }
@@ -51,7 +54,12 @@ export function createIntuneRevocationActivities(
       );
     let client = clients.get(name);
     if (!client) {
-      client = deps.clientFor?.(profile) ?? intuneRevocationClient(profile.mdm, { env: deps.env });
+      client =
+        deps.clientFor?.(profile) ??
+        intuneRevocationClient(profile.mdm, {
+          env: deps.env,
+          ...(deps.credentials ? { credentials: deps.credentials } : {}),
+        });
       clients.set(name, client);
     }
     return client;

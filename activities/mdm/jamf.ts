@@ -68,7 +68,7 @@ export function jamfVerifier(
   const token = new ClientCredentialsToken({
     tokenUrl: `${base}/api/oauth/token`,
     clientId: cfg.clientId,
-    clientSecret: secretFromEnv(cfg.clientSecretEnv, opts.env),
+    client: { kind: 'secret', secret: secretFromEnv(cfg.clientSecretEnv, opts.env) },
     timeoutMs,
     what: 'Jamf OAuth',
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CLIENT_ASSERTION_TYPE } from './client-assertion.js';
 import { isSuccess, jsonBody, MdmUnavailableError, send, statusError } from './http.js';
 
 const tokenAnswer = z.object({
@@ -6,6 +7,14 @@ const tokenAnswer = z.object({
   // Entra answers a number; some servers send it as a string.
   expires_in: z.coerce.number().positive().optional(),
 });
+
+/**
+ * How the client proves who it is at the token endpoint: a shared secret, or (recommended) an
+ * assertion signed with a key that never leaves the HSM (RFC 7523), made anew for each request.
+ */
+export type ClientAuthentication =
+  | { kind: 'secret'; secret: string }
+  | { kind: 'assertion'; assertion: (audience: string) => Promise<string> };
 
 /**
  * An OAuth2 client-credentials access token, fetched on first use and reused until shortly before it
@@ -19,7 +28,7 @@ export class ClientCredentialsToken {
     private readonly opts: {
       tokenUrl: string;
       clientId: string;
-      clientSecret: string;
+      client: ClientAuthentication;
       scope?: string;
       timeoutMs: number;
       what: string;
@@ -40,12 +49,14 @@ export class ClientCredentialsToken {
   }
 
   private async fetch(): Promise<string> {
-    const { tokenUrl, clientId, clientSecret, scope, timeoutMs, what } = this.opts;
-    const form = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: clientId,
-      client_secret: clientSecret,
-    });
+    const { tokenUrl, clientId, client, scope, timeoutMs, what } = this.opts;
+    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId });
+    if (client.kind === 'secret') form.set('client_secret', client.secret);
+    else {
+      form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+      // The audience is the token endpoint itself (Entra: "aud" must be the token URL).
+      form.set('client_assertion', await client.assertion(tokenUrl));
+    }
     if (scope) form.set('scope', scope);
     const reply = await send(
       tokenUrl,
@@ -56,7 +67,7 @@ export class ClientCredentialsToken {
       },
       { timeoutMs, what: `${what} token` },
     );
-    // A refused client secret is a configuration fault: still thrown, so the enrollment escalates.
+    // A refused client secret or certificate is a configuration fault: still thrown, so the enrollment escalates.
     if (!isSuccess(reply.status)) throw statusError(reply, `${what} token`);
     const parsed = tokenAnswer.safeParse(jsonBody(reply, `${what} token`));
     if (!parsed.success) throw new MdmUnavailableError(`${what} token: answer carries no access_token`);

@@ -15,6 +15,7 @@ const OPERATOR_EVENTS: ReadonlySet<PkiEvent['type']> = new Set([
   'enrollment.escalated',
   'enrollment.awaiting_approval',
   'certificate.renewal_overdue',
+  'service_credential.registration_needed',
 ]);
 
 export function isOperatorEvent(event: Pick<PkiEvent, 'type'>): boolean {

@@ -229,7 +229,7 @@ describe('the internet-facing API holds no CA key', () => {
 describe('every key can do its job and nothing else', () => {
   const NON_EXTRACTABLE = /^sensitive, always sensitive, never extractable, local$/;
 
-  it('CA keys sign only; the RA key decrypts (SCEP envelopes) and signs; OCSP keys sign; data keys only encrypt/decrypt', async () => {
+  it('CA keys sign only; the RA key decrypts (SCEP envelopes) and signs; OCSP keys sign; data keys only encrypt/decrypt; service keys sign only', async () => {
     const ca = await keysOf(stack.env.HSM_CA_TOKEN_LABEL!);
     const ra = await keysOf(stack.env.HSM_RA_TOKEN_LABEL!);
     const data = await keysOf(stack.env.HSM_DATA_TOKEN_LABEL!);
@@ -242,9 +242,17 @@ describe('every key can do its job and nothing else', () => {
       expect(key.usage, key.label).toBe(key.label === 'scep-ra' ? 'decrypt, sign' : 'sign');
       expect(key.access, key.label).toMatch(NON_EXTRACTABLE);
     }
-    expect(data.filter((k) => k.kind !== 'Secret')).toEqual([]);
-    expect(data.map((k) => k.label).sort()).toEqual(['field-encryption', 'payload-kek/1']);
-    for (const key of data) {
+    // Service credential keys (Intune client certificates, made by other test files of the run) are
+    // the data token's only key pairs: labelled service/<name>/<n>, sign-only.
+    const pairs = data.filter((k) => k.kind !== 'Secret');
+    for (const key of pairs) expect(key.label, key.label).toMatch(/^service\/[a-z0-9-]+\/\d+$/);
+    for (const key of pairs.filter((k) => k.kind === 'Private')) {
+      expect(key.usage, key.label).toBe('sign');
+      expect(key.access, key.label).toMatch(NON_EXTRACTABLE);
+    }
+    const secrets = data.filter((k) => k.kind === 'Secret');
+    expect(secrets.map((k) => k.label).sort()).toEqual(['field-encryption', 'payload-kek/1']);
+    for (const key of secrets) {
       // No wrap/unwrap: a data key cannot export another key, nor import one.
       expect(key.usage, key.label).toBe('encrypt, decrypt');
       expect(key.access, key.label).toMatch(NON_EXTRACTABLE);

@@ -5,6 +5,7 @@
  * api-version, body shape) so an adapter that drifts from the contract fails here.
  */
 import { randomUUID } from 'node:crypto';
+import { checkClientAssertion } from './client-assertion-check.js';
 import {
   bearerOf,
   type FailureMode,
@@ -74,8 +75,15 @@ export interface FakeIntune {
   /** Every call, in order. */
   calls: IntuneCall[];
   callsTo(endpoint: IntuneEndpoint): IntuneCall[];
-  /** Tokens handed out, by scope. */
-  tokensIssued: Array<{ scope: string; token: string }>;
+  /** Tokens handed out, by scope, and what the client authenticated with ('secret' or the certificate's x5t#S256). */
+  tokensIssued: Array<{ scope: string; token: string; credential: string }>;
+  /**
+   * Certificates (DER) registered on the app registration, as an operator uploads them to Entra ID:
+   * a client assertion must be signed by the key of one of them. Several during a rotation's overlap.
+   */
+  registeredCertificates: Uint8Array[];
+  /** Token requests refused for a bad client assertion: the AADSTS code and description. */
+  assertionRefusals: Array<{ code: string; description: string }>;
   knobs: {
     /** validateRequest answer per transactionId (default: defaultCode). */
     codes: Map<string, IntuneCode>;
@@ -105,8 +113,10 @@ export interface FakeIntune {
 export async function startFakeIntune(opts: {
   tenantId: string;
   clientId: string;
-  clientSecret: string;
+  /** The app's client secret; absent: the app accepts only certificate credentials. */
+  clientSecret?: string;
 }): Promise<FakeIntune> {
+  const seenJti = new Set<string>();
   const failures = new FailureQueue<IntuneEndpoint>();
   /** Valid tokens -> scope; a '401' failure revokes every token of that scope. */
   const validTokens = new Map<string, string>();
@@ -115,6 +125,8 @@ export async function startFakeIntune(opts: {
     calls,
     callsTo: (endpoint) => calls.filter((c) => c.endpoint === endpoint),
     tokensIssued: [],
+    registeredCertificates: [],
+    assertionRefusals: [],
     knobs: {
       codes: new Map(),
       defaultCode: 'Success',
@@ -154,14 +166,54 @@ export async function startFakeIntune(opts: {
       return respond(json(400, { error: 'invalid_request', error_description: 'form body expected' }));
     if (fields.grant_type !== 'client_credentials')
       return respond(json(400, { error: 'unsupported_grant_type' }));
-    if (fields.client_id !== opts.clientId || fields.client_secret !== opts.clientSecret)
-      return respond(json(401, { error: 'invalid_client' }));
+    if (fields.client_id !== opts.clientId) return respond(json(401, { error: 'invalid_client' }));
+    let credential: string;
+    if (fields.client_assertion !== undefined || fields.client_assertion_type !== undefined) {
+      if (fields.client_secret !== undefined)
+        return respond(
+          json(400, { error: 'invalid_request', error_description: 'AADSTS90023: one credential only' }),
+        );
+      if (fields.client_assertion_type !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+        return respond(
+          json(400, {
+            error: 'invalid_request',
+            error_description: 'AADSTS50027: bad client_assertion_type',
+          }),
+        );
+      const verdict = checkClientAssertion(fields.client_assertion ?? '', {
+        clientId: opts.clientId,
+        audience: `${baseUrl}/${opts.tenantId}/oauth2/v2.0/token`,
+        registered: fake.registeredCertificates,
+        seenJti,
+      });
+      if (!verdict.ok) {
+        fake.assertionRefusals.push({ code: verdict.code, description: verdict.description });
+        // Entra answers 401 invalid_client with the AADSTS code first in error_description.
+        return respond(
+          json(verdict.error === 'invalid_client' ? 401 : 400, {
+            error: verdict.error,
+            error_description: `${verdict.code}: ${verdict.description}`,
+            error_codes: [Number(verdict.code.slice(6))],
+          }),
+        );
+      }
+      credential = verdict.thumbprint;
+    } else {
+      if (opts.clientSecret === undefined || fields.client_secret !== opts.clientSecret)
+        return respond(
+          json(401, {
+            error: 'invalid_client',
+            error_description: 'AADSTS7000215: Invalid client secret provided.',
+          }),
+        );
+      credential = 'secret';
+    }
     const scope = fields.scope ?? '';
     if (scope !== GRAPH_SCOPE && scope !== INTUNE_SCOPE)
       return respond(json(400, { error: 'invalid_scope' }));
     const accessToken = `tok-${randomUUID()}`;
     validTokens.set(accessToken, scope);
-    fake.tokensIssued.push({ scope, token: accessToken });
+    fake.tokensIssued.push({ scope, token: accessToken, credential });
     return respond(
       json(200, {
         token_type: 'Bearer',

@@ -63,4 +63,28 @@ describe('the PKI configuration file', () => {
       /cannot read PKI config .*missing\.json/,
     );
   });
+  it('takes an Intune client certificate instead of a secret, never both, issued by a local CA', () => {
+    const intune = (mdm: Record<string, unknown>) => {
+      const config = structuredClone(shipped);
+      config.profiles[0].template.requesterChosenCommonName = false;
+      config.profiles[0].mdm = { type: 'intune', tenantId: 't', clientId: 'c', ...mdm };
+      return config;
+    };
+    const loaded = load(intune({ clientCertificate: { name: 'entra-app' } })).profiles[0]!.mdm;
+    expect(loaded).toMatchObject({
+      clientCertificate: { name: 'entra-app', validitySeconds: 365 * 86400, renewBeforeSeconds: 30 * 86400 },
+    });
+    expect(() => load(intune({}))).toThrow(/exactly one of clientSecretEnv and clientCertificate/);
+    expect(() =>
+      load(intune({ clientSecretEnv: 'INTUNE_SECRET', clientCertificate: { name: 'entra-app' } })),
+    ).toThrow(/exactly one of clientSecretEnv and clientCertificate/);
+    expect(() => load(intune({ clientCertificate: { name: 'entra-app', profile: 'nowhere' } }))).toThrow(
+      /local-hsm CA \(nowhere is not one\)/,
+    );
+    expect(() =>
+      load(
+        intune({ clientCertificate: { name: 'entra-app', validitySeconds: 600, renewBeforeSeconds: 600 } }),
+      ),
+    ).toThrow(/shorter than validitySeconds/);
+  });
 });
