@@ -14,6 +14,7 @@ import { listQuery as eventListQuery } from './events.js';
 import { listQuery as reportListQuery, reportQuery } from './reports.js';
 import {
   challengeBody,
+  compromisedKeyBody,
   decisionBody,
   deviceSearchQuery,
   rejectBody,
@@ -234,6 +235,25 @@ export function operatorOpenApi(serverUrl?: string): Json {
         'reject',
         'Fail an escalated or awaiting enrollment with a reason.',
       ),
+      '/operator/keys': {
+        get: operation({
+          summary:
+            "Every key of every HSM token (label, role, algorithm, created, NIST SP 800-57 state, certificate and expiry, signatures made), as each token's own process last listed it (`observedAt`).",
+          tags: ['keys'],
+          responses: { '200': ok('The key inventory.') },
+        }),
+      },
+      '/operator/keys/compromised': {
+        post: operation({
+          summary: "Mark a key compromised (an operator's finding; listings never clear it). Audited.",
+          tags: ['keys'],
+          requestBody: jsonBody(compromisedKeyBody, true),
+          responses: {
+            '200': ok('The key, now compromised.'),
+            '404': error('No such key in the inventory.'),
+          },
+        }),
+      },
       '/operator/reports': {
         get: operation({
           summary: 'The dates of the stored daily reports, newest first.',
