@@ -1,8 +1,9 @@
 /**
  * The operator console at /console on the operator listener: server-rendered pages (hono/jsx) over
  * the operator API (api/console/operator-api.ts). Overview, the escalation and approval queue, device
- * search and the device page with revoke, the HSM key inventory; each enrollment and device links to its workflow in the
- * Temporal Web UI (TEMPORAL_UI_URL), which stays the place to inspect a single workflow.
+ * search and the device page with revoke, the HSM key inventory; each enrollment and device links
+ * to its workflow in the Temporal Web UI (TEMPORAL_UI_URL), which stays the place to inspect a
+ * single workflow.
  */
 import type { Client } from '@temporalio/client';
 import { type Context, Hono } from 'hono';
