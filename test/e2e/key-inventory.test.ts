@@ -202,3 +202,29 @@ describe('key inventory', () => {
     expect(root?.state).toBe('active');
   });
 });
+
+describe('console Keys page', () => {
+  it('shows the inventory: one row per key with its state', async () => {
+    const login = await fetch(`${pipeline.operatorUrl}/console/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { origin: pipeline.operatorUrl, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: OPERATOR_TOKEN, name: 'alice', next: '/console/keys' }),
+    });
+    expect(login.status).toBe(303);
+    const cookie = login.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; ');
+    const page = await fetch(`${pipeline.operatorUrl}/console/keys`, { headers: { cookie } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toMatch(/<a href="\/console\/keys" class="active">Keys<\/a>/);
+    const rootRow = new RegExp(
+      `<tr data-token="${tokenLabel('ca')}" data-label="${pipeline.config.rootCa.keyLabel}" data-state="active">`,
+    );
+    expect(html).toMatch(rootRow);
+    const rows = html.match(/<tr data-token=/g) ?? [];
+    expect(rows.length).toBe((await inventory()).keys.length);
+  });
+});
