@@ -1,3 +1,4 @@
+import { startKeyInventory } from '../activities/keys/recorder.js';
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { componentLogger } from '../runtime/log.js';
@@ -38,6 +39,8 @@ for (const issuingCa of responders.missingKeys)
   log.warn({ issuingCa }, 'no OCSP responder key for this CA in the RA token: run provisioning');
 // A new responder key waits for its certificate from the CA worker: ask for it now.
 if (responders.needCertificate.length > 0) await requestRevocationRefresh(client);
+// The RA and data tokens' keys in the inventory (the CA token is listed by its pki-hsm worker).
+const keyInventory = await startKeyInventory({ db: database.db, tokens, config });
 const readiness = new Readiness(dependencyChecks({ temporal: client, db: database.db, tokens }));
 const server = await startApiServer(
   {
@@ -74,6 +77,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     log.info({ signal, drainMs }, 'draining, then closing');
     await new Promise((r) => setTimeout(r, drainMs));
     await server.close();
+    await keyInventory.stop();
     await client.connection.close();
     await database.close();
     await tokens.close();

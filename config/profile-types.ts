@@ -329,6 +329,28 @@ const reports = z
     notifications: { webhooks: [] },
   });
 
+/** The key inventory's thresholds (activities/keys/): `key.age_exceeded` and `key.expiring` events. */
+const keys = z
+  .object({
+    /** A key older than this (CKA_START_DATE, else first seen) raises `key.age_exceeded` once. */
+    maxAgeDays: z
+      .number()
+      .min(0)
+      .default(3 * 365),
+    /** A key whose certificate ends within this many days raises `key.expiring` once per certificate. */
+    expiryWarningDays: z.number().min(0).default(60),
+    /** How often each process lists its tokens into the inventory. */
+    refreshSeconds: z.number().int().min(5).max(86400).default(300),
+    /** Who gets the key events (webhooks; e-mail too: they need an operator). */
+    notifications,
+  })
+  .default({
+    maxAgeDays: 3 * 365,
+    expiryWarningDays: 60,
+    refreshSeconds: 300,
+    notifications: { webhooks: [] },
+  });
+
 export const pkiConfigSchema = z
   .object({
     rootCa: z.object({
@@ -346,6 +368,7 @@ export const pkiConfigSchema = z
     profiles: z.array(profileSchema).min(1),
     events,
     reports,
+    keys,
     /**
      * Operators authenticate to the HTTPS operator listener with client certificates this product
      * issues under this profile (a local CA; a one-time challenge bound to the operator's name);
@@ -412,6 +435,7 @@ export type NotificationConfig = z.infer<typeof notifications>;
 export type EscalationConfig = z.infer<typeof escalation>;
 export type EventsConfig = z.infer<typeof events>;
 export type ReportsConfig = z.infer<typeof reports>;
+export type KeysConfig = z.infer<typeof keys>;
 export type Profile = z.infer<typeof profileSchema>;
 export type ServiceCredentialConfig = z.infer<typeof serviceCredential>;
 export type RootCaConfig = PkiConfig['rootCa'];

@@ -341,3 +341,33 @@ export const serviceCredentials = pgTable(
     uniqueIndex('service_credentials_key_label').on(t.keyLabel),
   ],
 );
+
+/**
+ * The key inventory (activities/keys/): every key of every token, as the process that holds the
+ * token last saw it. Key custody keeps each token in its own processes (the API cannot list the CA
+ * token), so each records its own tokens here and GET /operator/keys reads the table. `state` is a
+ * NIST SP 800-57 state (activities/keys/states.ts); `compromised_at` is set by an operator and never
+ * cleared by a listing; `signatures` counts the signatures made with the key since it was recorded.
+ */
+export const keyInventory = pgTable(
+  'key_inventory',
+  {
+    tokenLabel: text('token_label').notNull(),
+    keyLabel: text('key_label').notNull(),
+    /** ra, ca, data, root: the key domain of the token. */
+    tokenRole: text('token_role').notNull(),
+    role: text('role').notNull(),
+    algorithm: text('algorithm').notNull(),
+    usages: jsonb('usages').$type<string[]>().notNull(),
+    /** CKA_START_DATE of the key; for keys that carry none, when the inventory first saw it. */
+    createdAt: at('created_at').notNull(),
+    state: text('state').notNull(),
+    certificateDer: bytea('certificate_der'),
+    notAfter: at('not_after'),
+    signatures: bigint('signatures', { mode: 'number' }).notNull().default(0),
+    firstSeenAt: at('first_seen_at').notNull(),
+    lastSeenAt: at('last_seen_at').notNull(),
+    compromisedAt: at('compromised_at'),
+  },
+  (t) => [primaryKey({ columns: [t.tokenLabel, t.keyLabel] })],
+);

@@ -24,11 +24,11 @@ export const PAYLOAD_KEK_LABEL = 'payload-kek/1';
 /** The OCSP responder key of an issuing CA, in the RA token (RFC 6960 4.2.2.2 delegated responder). */
 export const ocspResponderLabel = (issuingCa: string) => `ocsp/${issuingCa}`;
 
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 const ISSUING_CA_VALIDITY_MS = 5 * 365 * DAY_MS;
 const RA_VALIDITY_MS = 2 * 365 * DAY_MS;
 // Devices with a lagging clock must still accept a chain minted a moment ago.
-const BACKDATE_MS = 60 * 60 * 1000;
+export const BACKDATE_MS = 60 * 60 * 1000;
 
 export function raCertificateLabel(config: PkiConfig, profileName: string): string {
   return `${config.ra.keyLabel}/${profileName}`;
@@ -162,7 +162,7 @@ async function ensureIssuingCa(
   );
 }
 
-async function ensureKeyPair(
+export async function ensureKeyPair(
   token: HsmToken,
   label: string,
   alg: KeyAlgorithm,
@@ -180,14 +180,14 @@ async function ensureKeyPair(
 }
 
 /** A public certificate kept in another token (the RA token holds copies of the CA certificates). */
-async function ensureCopy(token: HsmToken, label: string, der: Uint8Array): Promise<void> {
+export async function ensureCopy(token: HsmToken, label: string, der: Uint8Array): Promise<void> {
   const current = await token.certificate(label);
   if (current && Buffer.from(current).equals(Buffer.from(der))) return;
   await token.storeCertificate(label, der);
 }
 
 /** Returns the stored certificate, after checking it certifies `spki`, or builds and stores one. */
-async function ensureCertificate(
+export async function ensureCertificate(
   token: HsmToken,
   label: string,
   spki: Uint8Array,
@@ -208,7 +208,7 @@ async function ensureCertificate(
   return der;
 }
 
-async function issue(
+export async function issue(
   token: HsmToken,
   issuerKeyLabel: string,
   issuerCert: Uint8Array,
@@ -223,16 +223,16 @@ async function issue(
   });
 }
 
-function capped(notAfterMs: number, issuerCert: Uint8Array): Date {
+export function capped(notAfterMs: number, issuerCert: Uint8Array): Date {
   return new Date(Math.min(notAfterMs, certificateInfo(issuerCert).notAfter.getTime()));
 }
 
-function hashFor(signer: Signer): HashName {
+export function hashFor(signer: Signer): HashName {
   return signer.keyAlgorithm === 'ec-p384' ? 'SHA-384' : 'SHA-256';
 }
 
 /** 128 random bits, positive (RFC 5280 4.1.2.2; CA/B Forum asks for at least 64 bits of entropy). */
-function newSerial(): Uint8Array {
+export function newSerial(): Uint8Array {
   const serial = randomBytes(16);
   serial[0] = (serial[0]! & 0x7f) | 0x01;
   return serial;

@@ -88,8 +88,28 @@ const modules = new Map<string, LoadedModule>();
 
 type KeyInfo = { key: graphene.PrivateKey; keyAlgorithm: KeyAlgorithm };
 
+/** A usage PKCS#11 lets a key have (CKA_SIGN, CKA_DECRYPT, ...), as the token reports it. */
+export type KeyUsageFlag = 'sign' | 'decrypt' | 'encrypt' | 'unwrap' | 'derive';
+const USAGE_FLAGS: readonly KeyUsageFlag[] = ['sign', 'decrypt', 'encrypt', 'unwrap', 'derive'];
+
+/** One key of a token as the key inventory sees it (activities/keys/): attributes only, no key material. */
+export interface TokenKey {
+  label: string;
+  kind: 'private' | 'secret';
+  /** `rsa-2048`, `ec-p256`, ... for key pairs; `aes-256` for secret keys. */
+  algorithm: string;
+  usages: KeyUsageFlag[];
+  extractable: boolean;
+  /** CKA_START_DATE / CKA_END_DATE when set (keys this product generates carry their start date). */
+  startDate?: Date;
+  endDate?: Date;
+  /** The certificate stored under the key's label, if any. */
+  certificate?: Uint8Array;
+}
+
 export class HsmToken {
   private readonly privateKeys = new Map<string, Promise<KeyInfo>>();
+  private readonly signatureListeners = new Set<(keyLabel: string) => void>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -132,16 +152,75 @@ export class HsmToken {
       keyAlgorithm,
       sign: (data, hash) =>
         timedHsmOperation('sign', async () => {
+          let signature: Uint8Array;
           try {
-            if (rsa) return await this.pool.use((s) => signOnce(s, RSA_SIGN_MECHANISMS[hash], key, data));
-            // SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest in the token.
-            const digest = createHash(NODE_HASHES[hash]).update(data).digest();
-            return ecdsaSigValue(await this.pool.use((s) => signOnce(s, 'ECDSA', key, digest)));
+            if (rsa)
+              signature = await this.pool.use((s) => signOnce(s, RSA_SIGN_MECHANISMS[hash], key, data));
+            else {
+              // SoftHSM has no CKM_ECDSA_SHA256: hash here, sign the digest in the token.
+              const digest = createHash(NODE_HASHES[hash]).update(data).digest();
+              signature = ecdsaSigValue(await this.pool.use((s) => signOnce(s, 'ECDSA', key, digest)));
+            }
           } catch (e) {
             throw this.failure(`signing (${hash}) with key "${keyLabel}"`, e);
           }
+          for (const listener of this.signatureListeners) listener(keyLabel);
+          return signature;
         }),
     };
+  }
+
+  /**
+   * Calls `listener` after each signature this process makes (the key inventory counts them).
+   * Synchronous and cheap by contract: it runs on the signing path. Returns the unsubscribe.
+   */
+  onSignature(listener: (keyLabel: string) => void): () => void {
+    this.signatureListeners.add(listener);
+    return () => this.signatureListeners.delete(listener);
+  }
+
+  /** Every private and secret key of the token, with its usage attributes and certificate. */
+  async listKeys(): Promise<TokenKey[]> {
+    return this.pool.use((session) => {
+      const keys: TokenKey[] = [];
+      const certificates = new Map<string, Uint8Array>();
+      for (const cert of findObjects(session, { class: graphene.ObjectClass.CERTIFICATE }))
+        certificates.set(
+          cert.getAttribute('label') as string,
+          new Uint8Array(cert.getAttribute('value') as Buffer),
+        );
+      for (const [kind, cls] of [
+        ['private', graphene.ObjectClass.PRIVATE_KEY],
+        ['secret', graphene.ObjectClass.SECRET_KEY],
+      ] as const) {
+        for (const object of findObjects(session, { class: cls })) {
+          const label = object.getAttribute('label') as string;
+          const usages = USAGE_FLAGS.filter((flag) => optionalAttribute(object, flag) === true);
+          // A key pair's dates are read off its public key (see START_DATE).
+          const dated =
+            kind === 'private'
+              ? (findObjects(session, { class: graphene.ObjectClass.PUBLIC_KEY, label })[0] ?? object)
+              : object;
+          const startDate = dateAttribute(dated, CKA_START_DATE);
+          const endDate = dateAttribute(dated, CKA_END_DATE);
+          const certificate = certificates.get(label);
+          keys.push({
+            label,
+            kind,
+            algorithm:
+              kind === 'private'
+                ? this.keyAlgorithmOf(object.toType<graphene.PrivateKey>(), label)
+                : `aes-${(object.getAttribute('valueLen') as number) * 8}`,
+            usages,
+            extractable: optionalAttribute(object, 'extractable') === true,
+            ...(startDate ? { startDate } : {}),
+            ...(endDate ? { endDate } : {}),
+            ...(certificate ? { certificate } : {}),
+          });
+        }
+      }
+      return keys.sort((a, b) => a.label.localeCompare(b.label));
+    });
   }
 
   async decrypter(keyLabel: string): Promise<KeyTransportDecrypter> {
@@ -176,6 +255,9 @@ export class HsmToken {
         ...common,
         class: graphene.ObjectClass.PUBLIC_KEY,
         private: false,
+        // When the key was made, for the key inventory's age (PKCS#11 keeps no creation time). On the
+        // public key only: SoftHSM answers CKR_GENERAL_ERROR when asked a private object's date.
+        [START_DATE]: ckDate(new Date()),
         verify: true,
         // Stated for every key type: SoftHSM (like several HSMs) defaults unstated usages to true.
         encrypt: usage.decrypt,
@@ -531,6 +613,45 @@ function login(session: graphene.Session, config: HsmConfig): void {
       cause: e,
     });
   }
+}
+
+/**
+ * CKA_START_DATE / CKA_END_DATE as raw CK_DATE bytes: graphene's own `startDate` passes the Date
+ * object itself to pkcs11js (SoftHSM then crashes the process) and reads months off by one in local
+ * time (an unset date as 1899), so the product writes a buffer and reads through pkcs11js.
+ */
+const CKA_START_DATE = 0x110;
+const CKA_END_DATE = 0x111;
+const START_DATE = 'ckaStartDateRaw';
+graphene.registerAttribute(START_DATE, CKA_START_DATE, 'buffer');
+
+/** CK_DATE: "YYYYMMDD" in ASCII, the UTC date. */
+function ckDate(date: Date): Buffer {
+  return Buffer.from(date.toISOString().slice(0, 10).replaceAll('-', ''), 'ascii');
+}
+
+/** An attribute the token may not keep for this object type: undefined rather than an error. */
+function optionalAttribute(object: graphene.SessionObject, name: string): unknown {
+  try {
+    return object.getAttribute(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** CKA_START_DATE / CKA_END_DATE: empty (unset) on keys made elsewhere; undefined then. */
+function dateAttribute(object: graphene.SessionObject, type: number): Date | undefined {
+  let value: Buffer | undefined;
+  try {
+    // Straight to pkcs11js: graphene decodes the value under its own (broken) `startDate` name.
+    value = object.lib.C_GetAttributeValue(object.session.handle, object.handle, [{ type }])[0]?.value as
+      | Buffer
+      | undefined;
+  } catch {
+    return undefined;
+  }
+  const match = /^(\d{4})(\d{2})(\d{2})$/.exec(value?.toString('ascii') ?? '');
+  return match ? new Date(Date.UTC(+match[1]!, +match[2]! - 1, +match[3]!)) : undefined;
 }
 
 function findObjects(session: graphene.Session, template: graphene.ITemplate): graphene.SessionObject[] {

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
+import { type KeyInventoryRecorder, startKeyInventory } from '../activities/keys/recorder.js';
 import { EnrollmentGateway } from '../api/enrollment-gateway.js';
 import { operatorCertificateVerifier } from '../api/operator/certificate-auth.js';
 import { loadRegistrationAuthorities, type ProfileRa } from '../api/ra.js';
@@ -27,6 +28,8 @@ export interface InProcessPipeline {
   stopQueue(queue: QueueName): Promise<void>;
   /** Resolves or rejects when a worker stops by itself (not through stopQueue). */
   failed: Promise<never>;
+  /** The key inventory of the tokens (lists them now, writes signature counts). */
+  keyInventory: KeyInventoryRecorder;
   stop(): Promise<void>;
 }
 
@@ -85,6 +88,12 @@ export async function startInProcess(opts: {
     await entry.stopped();
   };
 
+  // One process holding every token: one inventory recorder lists them all and counts their signatures.
+  const keyInventory = await startKeyInventory({
+    db: opts.database.db,
+    tokens: opts.tokens,
+    config: opts.config,
+  });
   const ra = opts.tokens.get('ra');
   // The API's responder keys first: a CA worker starting next certifies them at once.
   await registerOcspResponders(ra, opts.database.db, opts.config);
@@ -114,9 +123,11 @@ export async function startInProcess(opts: {
     startQueue,
     stopQueue,
     failed,
+    keyInventory,
     async stop() {
       await api.close();
       for (const queue of [...running.keys()]) await stopQueue(queue);
+      await keyInventory.stop();
     },
   };
 }

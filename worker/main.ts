@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { startKeyInventory } from '../activities/keys/recorder.js';
 import type { TokenRole } from '../config/runtime.js';
 import { startupConfig } from '../config/startup.js';
 import { componentLogger } from '../runtime/log.js';
@@ -37,6 +38,8 @@ const tokens = await openTokens(settings, roles);
 const codec = payloadCodecOf(tokens.get('data'));
 const db = await openMigratedDatabase(settings);
 const client = queues.includes('pki') ? await connectTemporal(settings, codec) : undefined;
+// This process's tokens in the key inventory (only a pki-hsm worker can list the CA token).
+const keyInventory = await startKeyInventory({ db: db.db, tokens, config });
 const { workers, connection, dispatcher } = await createWorkers({
   queues,
   connection: temporalConnectionOptions(settings),
@@ -76,6 +79,7 @@ try {
 } finally {
   await health?.close();
   await dispatcher?.stop();
+  await keyInventory.stop();
   await connection.close();
   await client?.connection.close();
   await db.close();

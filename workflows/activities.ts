@@ -61,7 +61,10 @@ export interface PkiEvent {
     /** The previous certificate is no longer used: the operator removes it from the identity provider. */
     | 'service_credential.retired'
     /** The daily report (activities/reports/): profile `*`, data = the report's totals and per-profile figures. */
-    | 'report.daily';
+    | 'report.daily'
+    /** Key inventory (activities/keys/): profile `*`, deviceId `<token>/<key label>`, once per key and threshold. */
+    | 'key.age_exceeded'
+    | 'key.expiring';
   /** Unique per event and stable across retries: the delivery id receivers de-duplicate on. */
   id: string;
   at: string;

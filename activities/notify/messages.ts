@@ -6,6 +6,10 @@ const WHAT: Partial<Record<PkiEvent['type'], string>> = {
   'enrollment.awaiting_approval':
     "An enrollment would replace a device's certificate without proof; it waits for an operator (signal approve or reject).",
   'certificate.renewal_overdue': 'A certificate was not renewed in time and is about to expire.',
+  'key.age_exceeded':
+    'An HSM key (Device = token/label) passed the configured maximum age (keys.maxAgeDays): plan its rotation.',
+  'key.expiring':
+    "An HSM key's certificate (Device = token/label) ends within keys.expiryWarningDays: renew or rotate it.",
 };
 
 export function operatorMessage(event: PkiEvent): { subject: string; text: string } {

@@ -16,6 +16,8 @@ const OPERATOR_EVENTS: ReadonlySet<PkiEvent['type']> = new Set([
   'enrollment.awaiting_approval',
   'certificate.renewal_overdue',
   'service_credential.registration_needed',
+  'key.age_exceeded',
+  'key.expiring',
 ]);
 
 export function isOperatorEvent(event: Pick<PkiEvent, 'type'>): boolean {
@@ -29,14 +31,15 @@ export function webhookTarget(url: string): string {
 export const EMAIL_TARGET = 'email';
 
 /**
- * Where an event's notification settings live: the daily report (profile `*`, it covers them all)
- * has its own; every other event follows its profile's. Undefined: the profile is gone.
+ * Where an event's notification settings live: the daily report and the key events (profile `*`,
+ * they cover them all) have their own; every other event follows its profile's. Undefined: the profile is gone.
  */
 export function notificationsOf(
   config: PkiConfig,
   event: Pick<PkiEvent, 'type' | 'profile'>,
 ): NotificationConfig | undefined {
   if (event.type === 'report.daily') return config.reports.notifications;
+  if (event.type === 'key.age_exceeded' || event.type === 'key.expiring') return config.keys.notifications;
   return findProfile(config, event.profile)?.notifications;
 }
 

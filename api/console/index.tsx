@@ -1,8 +1,9 @@
 /**
  * The operator console at /console on the operator listener: server-rendered pages (hono/jsx) over
  * the operator API (api/console/operator-api.ts). Overview, the escalation and approval queue, device
- * search and the device page with revoke; each enrollment and device links to its workflow in the
- * Temporal Web UI (TEMPORAL_UI_URL), which stays the place to inspect a single workflow.
+ * search and the device page with revoke, the HSM key inventory; each enrollment and device links
+ * to its workflow in the Temporal Web UI (TEMPORAL_UI_URL), which stays the place to inspect a
+ * single workflow.
  */
 import type { Client } from '@temporalio/client';
 import { type Context, Hono } from 'hono';
@@ -10,12 +11,14 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { csrf } from 'hono/csrf';
 import type { Child } from 'hono/jsx';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { InventoryKey } from '../../activities/keys/store.js';
 import type { DailyReport } from '../../activities/reports/report.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorAuthOptions, OperatorEnv } from '../http/auth.js';
 import { type ApiAnswer, operatorApiClient } from './operator-api.js';
 import { DevicePage, type DeviceRow, DeviceSearchPage, type DeviceView } from './pages/devices.js';
+import { KeysPage } from './pages/keys.js';
 import { Layout, type Section, type WebUi } from './pages/layout.js';
 import { LoginPage } from './pages/login.js';
 import { OverviewPage } from './pages/overview.js';
@@ -139,6 +142,21 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
       'Escalations and approvals',
       'queue',
       <QueuePage escalated={escalated.body.enrollments} awaiting={awaiting.body.enrollments} ui={ui()} />,
+    );
+  });
+
+  app.get('/console/keys', async (c) => {
+    const inventory = await api<{ observedAt: string | null; keys: InventoryKey[] }>(
+      c,
+      'GET',
+      '/operator/keys',
+    );
+    if (!inventory.ok) return failure(c, 'Keys', 'keys', inventory);
+    return page(
+      c,
+      'Keys',
+      'keys',
+      <KeysPage observedAt={inventory.body.observedAt} keys={inventory.body.keys} />,
     );
   });
 

@@ -13,6 +13,7 @@ import { challengeRoutes } from './challenges.js';
 import { deviceRoutes, type OperatorDeps } from './devices.js';
 import { enrollmentRoutes } from './enrollments.js';
 import { eventRoutes } from './events.js';
+import { keyRoutes } from './keys.js';
 import { openApiRoutes } from './openapi.js';
 import { reportRoutes } from './reports.js';
 
@@ -44,6 +45,7 @@ export function operatorRoutes(
   app.route('/', challengeRoutes(deps));
   app.route('/', reportRoutes(deps));
   app.route('/', auditRoutes(deps));
+  app.route('/', keyRoutes(deps));
   app.route('/', openApiRoutes());
   return app;
 }

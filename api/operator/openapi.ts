@@ -15,6 +15,7 @@ import { listQuery as eventListQuery } from './events.js';
 import { listQuery as reportListQuery, reportQuery } from './reports.js';
 import {
   challengeBody,
+  compromisedKeyBody,
   decisionBody,
   deviceSearchQuery,
   rejectBody,
@@ -252,6 +253,25 @@ export function operatorOpenApi(serverUrl?: string): Json {
             ...COMMON_ERRORS,
           },
         },
+      },
+      '/operator/keys': {
+        get: operation({
+          summary:
+            "Every key of every HSM token (label, role, algorithm, created, NIST SP 800-57 state, certificate and expiry, signatures made), as each token's own process last listed it (`observedAt`).",
+          tags: ['keys'],
+          responses: { '200': ok('The key inventory.') },
+        }),
+      },
+      '/operator/keys/compromised': {
+        post: operation({
+          summary: "Mark a key compromised (an operator's finding; listings never clear it). Audited.",
+          tags: ['keys'],
+          requestBody: jsonBody(compromisedKeyBody, true),
+          responses: {
+            '200': ok('The key, now compromised.'),
+            '404': error('No such key in the inventory.'),
+          },
+        }),
       },
       '/operator/reports': {
         get: operation({

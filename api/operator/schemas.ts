@@ -53,3 +53,12 @@ export const deviceSearchQuery = z
     limit: z.coerce.number().int().min(1).max(200).default(50),
   })
   .strict();
+
+export const compromisedKeyBody = z
+  .object({
+    token: z.string().trim().min(1).max(128),
+    label: z.string().trim().min(1).max(256),
+    by: by.optional(),
+    note: note.optional(),
+  })
+  .strict();

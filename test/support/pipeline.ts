@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client, Connection } from '@temporalio/client';
 import Long from 'long';
 import { inject } from 'vitest';
+import type { KeyInventoryRecorder } from '../../activities/keys/recorder.js';
 import type { ProfileRa } from '../../api/ra.js';
 import { loadPkiConfig } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
@@ -32,6 +33,8 @@ export interface Pipeline {
   /** Every token, as a ceremony opens them (the pipeline's parts each use only their own). */
   tokens: TokenSet;
   ras: Map<string, ProfileRa>;
+  /** The key inventory recorder of the pipeline's tokens (refresh: list them now; flush: write signature counts). */
+  keyInventory: KeyInventoryRecorder;
   /** Starts a worker for a queue that is not running (e.g. bring the HSM host back). */
   startQueue(queue: QueueName): Promise<void>;
   /** Stops the worker of a queue, letting its in-flight work finish. */
@@ -102,6 +105,7 @@ export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipelin
     db,
     tokens,
     ras: pipeline.ras,
+    keyInventory: pipeline.keyInventory,
     startQueue: pipeline.startQueue,
     stopQueue: pipeline.stopQueue,
     async stop() {

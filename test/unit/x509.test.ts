@@ -72,6 +72,7 @@ const config: PkiConfig = {
     trendReports: 14,
     notifications: { webhooks: [] },
   },
+  keys: { maxAgeDays: 1095, expiryWarningDays: 60, refreshSeconds: 300, notifications: { webhooks: [] } },
 };
 
 let dir: string;

@@ -1,7 +1,7 @@
 /** The console's frame: navigation, who is logged in, a one-line notice after an action. */
 import type { Child, FC } from 'hono/jsx';
 
-export type Section = 'overview' | 'queue' | 'devices';
+export type Section = 'overview' | 'queue' | 'devices' | 'keys';
 
 const STYLE = `
 body{font:14px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -51,6 +51,9 @@ export const Layout: FC<{
             </a>
             <a href="/console/devices" class={section === 'devices' ? 'active' : ''}>
               Devices
+            </a>
+            <a href="/console/keys" class={section === 'keys' ? 'active' : ''}>
+              Keys
             </a>
             <span class="who">
               <span data-testid="operator">{operatorName}</span>

@@ -1,0 +1,55 @@
+/**
+ * The key inventory (activities/keys/):
+ *   GET  /operator/keys                              every key of every token, as last listed
+ *   POST /operator/keys/compromised {token, label, by?, note?}   an operator marks a key compromised
+ * The API holds only the RA and data tokens: it reads what each token's own process recorded
+ * (`observedAt` says when), never the CA token itself.
+ */
+import { Hono } from 'hono';
+import { listKeyInventory, markKeyCompromised } from '../../activities/keys/store.js';
+import { recordAudit } from '../../activities/store/audit.js';
+import { actingOperator, type OperatorEnv } from '../http/auth.js';
+import { jsonError, parseJsonBody, short } from '../http/errors.js';
+import type { OperatorDeps } from './devices.js';
+import { compromisedKeyBody } from './schemas.js';
+
+export function keyRoutes(deps: Pick<OperatorDeps, 'db'>): Hono<OperatorEnv> {
+  const app = new Hono<OperatorEnv>();
+
+  app.get('/operator/keys', async (c) => {
+    const keys = await listKeyInventory(deps.db);
+    // The oldest listing: nothing in the answer is older than this.
+    const observedAt = keys.reduce<string | undefined>(
+      (oldest, k) => (oldest === undefined || k.observedAt < oldest ? k.observedAt : oldest),
+      undefined,
+    );
+    return c.json({ observedAt: observedAt ?? null, keys });
+  });
+
+  app.post('/operator/keys/compromised', async (c) => {
+    const body = parseJsonBody(await c.req.text(), compromisedKeyBody);
+    const by = actingOperator(c, body.by);
+    const at = new Date();
+    if (!(await markKeyCompromised(deps.db, body.token, body.label, at)))
+      throw jsonError(404, `no key "${short(body.label)}" in token "${short(body.token)}" in the inventory`);
+    await recordAudit(deps.db, {
+      profile: '*',
+      deviceId: '',
+      subject: `key:${body.token}/${body.label}`,
+      actor: by,
+      entries: [
+        {
+          at: at.toISOString(),
+          action: 'key.marked_compromised',
+          details: { token: body.token, label: body.label, ...(body.note ? { note: body.note } : {}) },
+        },
+      ],
+    });
+    const key = (await listKeyInventory(deps.db)).find(
+      (k) => k.token === body.token && k.label === body.label,
+    );
+    return c.json(key);
+  });
+
+  return app;
+}
