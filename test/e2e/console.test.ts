@@ -319,6 +319,18 @@ describe('the operator console in a browser', () => {
     expect(listed).toBeDefined();
   });
 
+  it('lists the keys of every token, the issuing CA of this profile among them', async () => {
+    await page.goto(`${pipeline.operatorUrl}/console`);
+    await page.click('header a:has-text("Keys")');
+    // The issuing CA's key, in the CA token (other tokens hold only copies of its certificate).
+    const row = page.locator(
+      `[data-testid=keys] tr[data-token="${process.env.HSM_CA_TOKEN_LABEL}"][data-label="issuing-ca/console"]`,
+    );
+    expect(await row.count()).toBe(1);
+    expect(await row.getAttribute('data-state')).toBe('active');
+    await shot('keys');
+  });
+
   it('refuses a form posted from another site, and a console page without a session', async () => {
     const cookies = await context.cookies(`${pipeline.operatorUrl}/console`);
     const session = cookies.find((c) => c.name === 'pki_console');
