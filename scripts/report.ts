@@ -7,41 +7,26 @@
  * .data when unset, as `npm run dev`). A `pki` worker must be running to run one now.
  * Exit codes: 0 done, 2 usage, 3 no report for that date.
  */
-import { parseArgs } from 'node:util';
 import { renderCsv } from '../activities/reports/render.js';
 import { findReport } from '../activities/reports/store.js';
 import { runtimeSettings } from '../config/runtime.js';
 import { openDatabase } from '../db/client.js';
 import { runDailyReportNow } from '../runtime/schedules.js';
 import { connectTemporal, openTokens, payloadCodecOf } from '../runtime/services.js';
+import { fail, parseCommandLine } from './cli.js';
 
 const usage = `usage: npm run report -- --now [--csv]
        npm run report -- --date YYYY-MM-DD [--csv]
   env: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default), DATABASE_URL`;
 
-function fail(message: string, code: number): never {
-  console.error(message);
-  process.exit(code);
-}
-
-let values: { now?: boolean; date?: string; csv?: boolean; help?: boolean };
-try {
-  ({ values } = parseArgs({
-    options: {
-      now: { type: 'boolean', default: false },
-      date: { type: 'string' },
-      csv: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  }));
-} catch (err) {
-  fail(`${(err as Error).message}\n${usage}`, 2);
-}
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
+const values = parseCommandLine(
+  {
+    now: { type: 'boolean', default: false },
+    date: { type: 'string' },
+    csv: { type: 'boolean', default: false },
+  },
+  usage,
+);
 if (values.now === (values.date !== undefined)) fail(`one of --now or --date is required\n${usage}`, 2);
 if (values.date !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(values.date))
   fail(`--date must be YYYY-MM-DD\n${usage}`, 2);

@@ -13,7 +13,6 @@
  * 4 the lifecycle has ended, 5 --wait timed out.
  */
 import { userInfo } from 'node:os';
-import { parseArgs } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { findProfile, loadPkiConfig } from '../config/load.js';
 import { runtimeSettings } from '../config/runtime.js';
@@ -24,39 +23,25 @@ import { revokeBySerial } from '../runtime/revocation-client.js';
 import { connectTemporal, openTokens, payloadCodecOf } from '../runtime/services.js';
 import type { RevokePayload } from '../workflows/definitions.js';
 import { OPERATOR_REVOCATION_REASONS } from '../workflows/definitions.js';
+import { fail, parseCommandLine } from './cli.js';
 
 const usage = `usage: npm run revoke -- --profile <profile> --device <deviceId> [--reason <reason>] [--by <name>] [--wait]
        npm run revoke -- --serial <hex> [--issuing-ca <label>] [--reason <reason>] [--by <name>] [--wait]
   reasons: ${OPERATOR_REVOCATION_REASONS.join(', ')} (default unspecified)
   env: TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE (default default)`;
 
-function fail(message: string, code: number): never {
-  console.error(message);
-  process.exit(code);
-}
-
-let values: Record<string, string | boolean | undefined>;
-try {
-  ({ values } = parseArgs({
-    options: {
-      profile: { type: 'string' },
-      device: { type: 'string' },
-      serial: { type: 'string' },
-      'issuing-ca': { type: 'string' },
-      reason: { type: 'string', default: 'unspecified' },
-      by: { type: 'string' },
-      wait: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  }));
-} catch (err) {
-  fail(`${(err as Error).message}\n${usage}`, 2);
-}
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
+const values = parseCommandLine(
+  {
+    profile: { type: 'string' },
+    device: { type: 'string' },
+    serial: { type: 'string' },
+    'issuing-ca': { type: 'string' },
+    reason: { type: 'string', default: 'unspecified' },
+    by: { type: 'string' },
+    wait: { type: 'boolean', default: false },
+  },
+  usage,
+);
 const profile = values.profile as string | undefined;
 const deviceId = values.device as string | undefined;
 const serial = values.serial as string | undefined;

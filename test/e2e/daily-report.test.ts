@@ -64,16 +64,7 @@ beforeAll(async () => {
           ca: { ...base.ca, keyLabel: `issuing-ca/${name}`, subject: [['CN', `${name} Issuing CA`]] },
           ...extra,
         });
-      const atlasCa = {
-        type: 'globalsign-atlas',
-        baseUrl: atlas.baseUrl,
-        apiKeyEnv: 'ATLAS_API_KEY',
-        apiSecretEnv: 'ATLAS_API_SECRET',
-        clientCertFile: atlas.files.clientCert,
-        clientKeyFile: atlas.files.clientKey,
-        serverCaFile: atlas.files.serverCa,
-        pollIntervalMs: 300,
-      };
+      const atlasCa = atlas.caConfig();
       const quickEscalation = { maxAttempts: 2, initialRetrySeconds: 0.2, maxRetryIntervalSeconds: 0.5 };
       config.profiles.push(
         local('rpt-main', { template: { ...base.template, validitySeconds: 30 * DAY } }),

@@ -37,16 +37,7 @@ beforeAll(async () => {
         profileSchema.parse({
           ...config.profiles[0],
           name: 'atlas',
-          ca: {
-            type: 'globalsign-atlas',
-            baseUrl: atlas.baseUrl,
-            apiKeyEnv: 'ATLAS_API_KEY',
-            apiSecretEnv: 'ATLAS_API_SECRET',
-            clientCertFile: atlas.files.clientCert,
-            clientKeyFile: atlas.files.clientKey,
-            serverCaFile: atlas.files.serverCa,
-            pollIntervalMs: 300,
-          },
+          ca: atlas.caConfig(),
           notifications: {
             webhooks: [{ url: receiver.url, secretEnv: 'EVENTS_SECRET' }],
             email: {

@@ -16,6 +16,7 @@ import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { exec, scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
 import { temporalCli } from '../support/temporal-cli.js';
+import { until } from '../support/until.js';
 
 const OPERATOR_TOKEN = 'ops-token-e2e';
 /** The signed device-removed webhook's own secret (never the operator token). */
@@ -37,16 +38,6 @@ const write = (name: string, content: string | Uint8Array) => {
 const bearer = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** Enrolls with micromdm's scepclient; returns the certificate file, its serial and its chain files. */
 async function enroll(profile: string, cn: string, challenge = 'test-challenge') {

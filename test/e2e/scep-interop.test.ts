@@ -16,6 +16,7 @@ import { certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
+import { until } from '../support/until.js';
 
 // Many real-client runs from 127.0.0.1 in one file: the per-IP limit is scep-limits.test.ts's business.
 process.env.SCEP_RATE_PER_MINUTE = '0';
@@ -142,16 +143,6 @@ const certificateRow = async (profile: string, serialHex: string) => {
   return row;
 };
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 /**
  * Certificate times have one-second resolution, and the device lifecycle only adopts a certificate
  * whose notAfter is strictly later than the current one's (workflows/device-lifecycle.ts adopt()):
@@ -163,7 +154,7 @@ const notAfterTicks = () => new Promise((r) => setTimeout(r, 1100));
 /** The lifecycle moved to `serialHex`, and `oldSerial` gets revoked (superseded) after the 3 s grace. */
 async function expectSuperseded(profile: ProfileName, cn: string, oldSerial: string, newSerial: string) {
   const handle = pipeline.client.workflow.getHandle(deviceWorkflowId(profile, cn));
-  const state = await waitFor('the lifecycle to hold the renewed certificate', async () => {
+  const state = await until('the lifecycle to hold the renewed certificate', async () => {
     const s = await handle.query(deviceStateQuery);
     return s.current?.serialHex === newSerial ? s : undefined;
   }).catch(async (err) => {
@@ -175,13 +166,13 @@ async function expectSuperseded(profile: ProfileName, cn: string, oldSerial: str
   expect(state.superseded.map((s) => s.certificate.serialHex)).toContain(oldSerial);
   // Still valid within the grace period (3 s from the renewal).
   expect((await certificateRow(profile, oldSerial))?.status).toBe('valid');
-  const revoked = await waitFor('the superseded certificate to be revoked', async () => {
+  const revoked = await until('the superseded certificate to be revoked', async () => {
     const row = await certificateRow(profile, oldSerial);
     return row?.status === 'revoked' ? row : undefined;
   });
   expect(revoked.revocationReason).toBe('superseded');
   expect((await certificateRow(profile, newSerial))?.status).toBe('valid');
-  const after = await waitFor('the lifecycle to drop the revoked certificate', async () => {
+  const after = await until('the lifecycle to drop the revoked certificate', async () => {
     const s = await handle.query(deviceStateQuery);
     return s.superseded.length === 0 ? s : undefined;
   });

@@ -21,6 +21,7 @@ import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-rec
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
+import { until } from '../support/until.js';
 
 const tenant = { tenantId: 'contoso', clientId: 'pki-app' };
 const HOOK_SECRET = 'service-credential-hook-secret';
@@ -86,16 +87,6 @@ const rowOf = async (generation: number) =>
       .from(serviceCredentials)
       .where(and(eq(serviceCredentials.name, NAME), eq(serviceCredentials.generation, generation)))
   )[0];
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** The registration_needed event of a generation, as the operator's webhook received it. */
 const registrationEvent = (generation: number) =>

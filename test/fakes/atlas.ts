@@ -46,6 +46,11 @@ export interface FakeAtlas {
   apiSecret: string;
   /** PEM files a client needs: its certificate and key, and the CA that signed the server's cert. */
   files: { clientCert: string; clientKey: string; serverCa: string; dir: string };
+  /**
+   * A profile's `ca` for this fake: the credentials in ATLAS_API_KEY / ATLAS_API_SECRET (the test
+   * sets them), its mTLS files, quick polling.
+   */
+  caConfig(): Record<string, unknown>;
   /** The issuing hierarchy: what GET /trustchain returns. */
   chain: { issuingPem: string; rootPem: string };
   calls: AtlasCall[];
@@ -133,6 +138,18 @@ export async function startFakeAtlas(opts: FakeAtlasOptions = {}): Promise<FakeA
       clientKey: join(dir, 'client.key'),
       serverCa: join(dir, 'tls-ca.pem'),
       dir,
+    },
+    caConfig() {
+      return {
+        type: 'globalsign-atlas',
+        baseUrl: fake.baseUrl,
+        apiKeyEnv: 'ATLAS_API_KEY',
+        apiSecretEnv: 'ATLAS_API_SECRET',
+        clientCertFile: fake.files.clientCert,
+        clientKeyFile: fake.files.clientKey,
+        serverCaFile: fake.files.serverCa,
+        pollIntervalMs: 300,
+      };
     },
     chain: { issuingPem: pki.issuingPem, rootPem: pki.rootPem },
     calls,
