@@ -8,6 +8,9 @@ export default defineConfig({
     // The cluster suite brings up the production shape: its own config (vitest.cluster.config.ts).
     exclude: ['test/cluster/**', '**/node_modules/**'],
     globalSetup: ['test/support/global-setup.ts'],
+    // The in-process API and workers log every request at info: keep the test output to what matters.
+    // Product processes the tests start log at info (scripts/product-process.ts).
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
     testTimeout: 60_000,
     hookTimeout: 180_000,
   },

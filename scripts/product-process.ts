@@ -24,7 +24,9 @@ export async function startProductProcess(opts: {
 }): Promise<ProductProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', opts.script, ...(opts.args ?? [])], {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ...opts.env },
+    // A product process announces readiness (its URLs, "polling") at info: whatever this process
+    // logs at, the child logs at info unless told otherwise.
+    env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
