@@ -35,6 +35,11 @@ export interface ClusterPorts {
   operatorApi: number[];
   /** First worker health listener (HEALTH_PORT): pki-hsm workers, then pki workers, one port each. */
   workerHealth: number;
+  /**
+   * First worker's Temporal SDK metrics listener (TEMPORAL_METRICS_PORT, Prometheus), same order as
+   * workerHealth. The worker's own metrics are on its health port (/metrics).
+   */
+  workerTemporalMetrics: number;
 }
 
 /**
@@ -53,6 +58,7 @@ export const DEFAULT_PORTS: ClusterPorts = {
   api: [8081, 8082],
   operatorApi: [8444, 8445],
   workerHealth: 8091,
+  workerTemporalMetrics: 9491,
 };
 
 /** Every port shifted by `offset` (a test cluster beside a developer's). */
@@ -70,6 +76,7 @@ export function shiftPorts(ports: ClusterPorts, offset: number): ClusterPorts {
     api: ports.api.map((p) => p + offset),
     operatorApi: ports.operatorApi.map((p) => p + offset),
     workerHealth: ports.workerHealth + offset,
+    workerTemporalMetrics: ports.workerTemporalMetrics + offset,
   };
 }
 
@@ -247,7 +254,7 @@ const TUNABLES = ['TEMPORAL_LOG_LEVEL', 'SCEP_RATE_PER_MINUTE', 'SCEP_RATE_BURST
 export function roleEnv(
   role: EnvRole,
   settings: ClusterSettings,
-  opts: { apiPort?: number; healthPort?: number } = {},
+  opts: { apiPort?: number; healthPort?: number; temporalMetricsPort?: number } = {},
 ): Record<string, string> {
   const inherited = Object.fromEntries(
     INHERITED.flatMap((k) => (process.env[k] !== undefined ? [[k, process.env[k]!]] : [])),
@@ -327,8 +334,12 @@ export function roleEnv(
     }
     case 'worker-pki':
     case 'worker-pki-hsm': {
-      const health: Record<string, string> =
-        opts.healthPort !== undefined ? { HEALTH_PORT: String(opts.healthPort) } : {};
+      const health: Record<string, string> = {
+        ...(opts.healthPort !== undefined ? { HEALTH_PORT: String(opts.healthPort) } : {}),
+        ...(opts.temporalMetricsPort !== undefined
+          ? { TEMPORAL_METRICS_PORT: String(opts.temporalMetricsPort) }
+          : {}),
+      };
       const keys = role === 'worker-pki-hsm' ? { ...pins.ca, ...pins.data } : pins.data;
       return { ...product, ...hsm, ...keys, ...integration, ...health };
     }
@@ -385,17 +396,21 @@ export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
   const cwd = settings.projectRoot;
   // Each worker's /readyz (HEALTH_PORT): Temporal, database, its tokens, its workers RUNNING.
   let nextHealthPort = settings.ports.workerHealth;
+  // Each worker's Temporal SDK metrics sit at the same distance from its health port.
+  const temporalMetricsOf = (healthPort: number) =>
+    settings.ports.workerTemporalMetrics + (healthPort - settings.ports.workerHealth);
   const workerReady = (port: number): Readiness => ({ kind: 'http', url: `http://127.0.0.1:${port}/readyz` });
   // worker/workers.ts: shutdownGraceTime 20 s for in-flight activities.
   const workerStop = 30_000;
   const specs: ProcessSpec[] = [];
   for (let i = 1; i <= settings.pkiHsmWorkers; i++) {
     const healthPort = nextHealthPort++;
+    const temporalMetricsPort = temporalMetricsOf(healthPort);
     specs.push({
       name: `worker-pki-hsm-${i}`,
       role: 'worker-pki-hsm',
       ...nodeScript('worker/main.ts', '--queues', 'pki-hsm'),
-      env: () => roleEnv('worker-pki-hsm', settings, { healthPort }),
+      env: () => roleEnv('worker-pki-hsm', settings, { healthPort, temporalMetricsPort }),
       cwd,
       port: healthPort,
       ready: workerReady(healthPort),
@@ -405,11 +420,12 @@ export function productProcesses(settings: ClusterSettings): ProcessSpec[] {
   }
   for (let i = 1; i <= settings.pkiWorkers; i++) {
     const healthPort = nextHealthPort++;
+    const temporalMetricsPort = temporalMetricsOf(healthPort);
     specs.push({
       name: `worker-pki-${i}`,
       role: 'worker-pki',
       ...nodeScript('worker/main.ts', '--queues', 'pki'),
-      env: () => roleEnv('worker-pki', settings, { healthPort }),
+      env: () => roleEnv('worker-pki', settings, { healthPort, temporalMetricsPort }),
       cwd,
       port: healthPort,
       ready: workerReady(healthPort),
