@@ -1,12 +1,12 @@
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeDailyReport } from '../../activities/reports/daily-report.js';
 import { renderCsv } from '../../activities/reports/render.js';
 import { emptyFigures, type ProfileFigures } from '../../activities/reports/report.js';
 import { loadPkiConfig } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
-import { type DatabaseHandle, migrateDatabase, openDatabase } from '../../db/client.js';
+import type { DatabaseHandle } from '../../db/client.js';
+import { openOwnDatabase } from '../support/own-database.js';
 
 /**
  * The report at 100,000 devices: a database of its own (migrated like production, so the report's
@@ -19,9 +19,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const asOf = new Date('2026-12-02T06:00:00Z');
 
-const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const dbName = `pki_report_scale_${Date.now()}_${process.pid}`;
-let admin: postgres.Sql;
+let own: Awaited<ReturnType<typeof openOwnDatabase>>;
 let handle: DatabaseHandle;
 let config: PkiConfig;
 
@@ -61,12 +59,8 @@ function expectedFigures(): Map<string, ProfileFigures> {
 }
 
 beforeAll(async () => {
-  admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${dbName}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${dbName}`;
-  handle = await openDatabase({ url: url.toString(), pgliteDir: '', maxConnections: 2 });
-  await migrateDatabase(handle);
+  own = await openOwnDatabase('report_scale');
+  handle = own.handle;
   config = loadPkiConfig();
   config.profiles = config.profiles.filter((p) => p.name === 'devices');
   config.reports = { ...config.reports, timeZone: 'Europe/Berlin', renewSoonDays: 7 };
@@ -110,9 +104,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  await handle?.close();
-  await admin?.unsafe(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin?.end();
+  await own?.drop();
 });
 
 describe('the daily report at 100,000 devices', () => {

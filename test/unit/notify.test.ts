@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OutboxDispatcher } from '../../activities/notify/dispatcher.js';
 import { sendOperatorEmail } from '../../activities/notify/email.js';
 import { enqueueEvent } from '../../activities/notify/outbox.js';
 import { deliverWebhook, verifyWebhookSignature } from '../../activities/notify/webhook.js';
 import type { NotificationConfig, PkiConfig } from '../../config/profile-types.js';
-import { type DatabaseHandle, openDatabase } from '../../db/client.js';
+import type { DatabaseHandle } from '../../db/client.js';
 import { eventDeliveries } from '../../db/schema.js';
 import type { PkiEvent } from '../../workflows/activities.js';
 import { type SmtpSink, startSmtpSink } from '../fakes/smtp-sink.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.js';
+import { openOwnDatabase } from '../support/own-database.js';
 
 const SECRET = 'whsec-test-1';
 
@@ -120,13 +121,15 @@ describe('operator e-mail', () => {
 });
 
 describe('the event outbox and its dispatcher', () => {
-  const { databaseUrl } = inject('stack');
+  // A database of its own: a dispatcher drains every pending delivery, other test files' included.
+  let own: Awaited<ReturnType<typeof openOwnDatabase>>;
   let handle: DatabaseHandle;
   beforeAll(async () => {
-    handle = await openDatabase({ url: databaseUrl, pgliteDir: '' });
+    own = await openOwnDatabase('notify', 4);
+    handle = own.handle;
   });
   afterAll(async () => {
-    await handle?.close();
+    await own?.drop();
   });
 
   async function setup(failTimes = 0, deadLetterAfterSeconds = 3600) {
