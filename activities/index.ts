@@ -14,6 +14,8 @@ import { certificates } from '../db/schema.js';
 import type { HsmToken, Sealer } from '../hsm/token.js';
 import type {
   CaActivities,
+  CaRotationActivities,
+  CaRotationHsmActivities,
   EnrollmentActivities,
   LifecycleActivities,
   PkiEvent,
@@ -23,6 +25,7 @@ import type {
 } from '../workflows/activities.js';
 import { FAILURE, HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 import { createCaActivities } from './ca/index.js';
+import { createRotationActivities, createRotationHsmActivities } from './ca/local-hsm/rotation.js';
 import type { RandomSource } from './ca/local-hsm/serials.js';
 import { handOffToLifecycle, notifyLifecycleOfRevocation } from './lifecycle.js';
 import { mdmVerifierFor } from './mdm/index.js';
@@ -56,6 +59,7 @@ export type PkiQueueActivities = EnrollmentActivities &
   RevocationSyncActivities &
   ReportActivities &
   CaActivities &
+  CaRotationActivities &
   CompatibilityActivities;
 
 /** Activities of the `pki` queue. */
@@ -122,6 +126,7 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
     ...createReportActivities({ config: deps.config, db: deps.db, env }),
     // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm.
     ...createCaActivities({ config: deps.config, db: deps.db, queue: TASK_QUEUE, env }),
+    ...createRotationActivities({ config: deps.config, db: deps.db }),
   };
 }
 
@@ -131,8 +136,11 @@ export function createHsmActivities(deps: {
   token: HsmToken;
   db: Database;
   random?: RandomSource;
-}): CaActivities {
-  return createCaActivities({ ...deps, queue: HSM_TASK_QUEUE });
+}): CaActivities & CaRotationHsmActivities {
+  return {
+    ...createCaActivities({ ...deps, queue: HSM_TASK_QUEUE }),
+    ...createRotationHsmActivities(deps),
+  };
 }
 
 function unknownProfile(name: string): never {

@@ -1,3 +1,4 @@
+import { generationReader } from '../activities/ca/local-hsm/generations.js';
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { loadOperatorTls } from '../runtime/operator-tls.js';
@@ -40,7 +41,7 @@ const readiness = new Readiness(dependencyChecks({ temporal: client, db: databas
 const server = await startApiServer(
   {
     config,
-    ras: await loadRegistrationAuthorities(ra, config),
+    ras: await loadRegistrationAuthorities(ra, config, generationReader(database.db)),
     gateway: new EnrollmentGateway(client),
     temporal: client,
     maxBodyBytes: MAX_SCEP_BODY_BYTES,

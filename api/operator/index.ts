@@ -7,6 +7,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { type OperatorAuthOptions, type OperatorEnv, operatorAuth } from '../http/auth.js';
 import { jsonError } from '../http/errors.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
+import type { ProfileRa } from '../ra.js';
+import { caRoutes } from './cas.js';
 import { certificateRoutes } from './certificates.js';
 import { challengeRoutes } from './challenges.js';
 import { deviceRoutes, type OperatorDeps } from './devices.js';
@@ -22,6 +24,8 @@ export function operatorRoutes(
     env?: NodeJS.ProcessEnv;
     rateLimit?: RateLimitSettings;
     certificate?: OperatorAuthOptions['certificate'];
+    /** The SCEP endpoints' RA material: a rotation certifies the RA key again under the new CA. */
+    ras?: Map<string, ProfileRa>;
   },
 ): Hono<OperatorEnv> {
   const app = new Hono<OperatorEnv>();
@@ -42,6 +46,7 @@ export function operatorRoutes(
   app.route('/', eventRoutes(deps));
   app.route('/', challengeRoutes(deps));
   app.route('/', reportRoutes(deps));
+  app.route('/', caRoutes(deps));
   app.route('/', openApiRoutes());
   return app;
 }

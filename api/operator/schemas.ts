@@ -53,3 +53,17 @@ export const deviceSearchQuery = z
     limit: z.coerce.number().int().min(1).max(200).default(50),
   })
   .strict();
+
+export const rotationBody = z
+  .object({
+    promoteAt: z.iso.datetime({ offset: true, error: 'promoteAt must be an ISO 8601 date-time' }),
+    retentionSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(10 * 365 * 86_400),
+    settleSeconds: z.number().int().min(0).max(86_400),
+    by,
+  })
+  .partial()
+  .strict();
