@@ -106,11 +106,14 @@ function viewOf(rows: CaGeneration[], configured: RaView, root: Uint8Array): RaV
   ]);
   if (!current?.raCertificate) return { ...configured, raCertificates };
   const raChain = [current.certificate, root];
+  // An older generation still active has valid certificates out there: relying parties that take
+  // their chain from GetCACert must still be able to verify them.
+  const older = rows.filter((r) => r.state === 'active' && r !== current).map((r) => r.certificate);
   return {
     raCertificate: current.raCertificate,
     issuingCertificate: current.certificate,
     raChain,
-    caBundle: unique([current.raCertificate, ...raChain]),
+    caBundle: unique([current.raCertificate, ...raChain, ...older]),
     raCertificates,
   };
 }
