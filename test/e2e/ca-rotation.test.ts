@@ -423,7 +423,8 @@ describe('issuing-CA rotation', () => {
 
     const deadline = Date.now() + 30_000;
     const types = () => receiver.deliveries.filter((d) => d.verified).map((d) => d.headers['x-pki-event']);
-    while (!types().includes('ca.retired') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    while (!types().includes('ca.retired') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 250));
     expect(types()).toEqual(expect.arrayContaining(['ca.rotation_announced', 'ca.promoted', 'ca.retired']));
   }, 240_000);
 });
