@@ -198,8 +198,9 @@ describe('issuing-CA rotation', () => {
     expect(announced.next).toEqual({ generation: 2, keyLabel: NEW_LABEL });
     expect(announced.previous).toEqual({ generation: 1, keyLabel: OLD_LABEL });
 
-    // GetCACaps advertises it; GetNextCACert serves it: a new key under the same root and name.
-    expect(await caps()).toContain('GetNextCACert');
+    // GetCACaps advertises it (the API reads CA generations through a 1 s cache); GetNextCACert
+    // serves it: a new key under the same root and name.
+    await expect.poll(caps, { timeout: 5000 }).toContain('GetNextCACert');
     const next = await fetch(`${scep()}?operation=GetNextCACert`);
     expect(next.status).toBe(200);
     const inner = file('', 'inner');
@@ -286,8 +287,8 @@ describe('issuing-CA rotation', () => {
 
   it('after promotion: GetCACert serves the new CA and a re-issued RA certificate; devices move to it at their next renewal', async () => {
     await waitForState(['Promoted', 'RetiringOldCa'], 60_000);
+    await expect.poll(async () => (await chainNow()).ra, { timeout: 5000 }).not.toBe(before.ra);
     const after = await chainNow();
-    expect(after.ra).not.toBe(before.ra);
     const raText = await certificateText(after.ra, work);
     expect(raText).toMatch(/Issuer: CN ?= ?Device PKI Test Issuing CA \(rotation\)/);
     // The old CA stays in the bundle while certificates it issued are valid.
