@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileSchema } from '../../config/profile-types.js';
 import { auditEvents, caGenerations, certificates } from '../../db/schema.js';
@@ -135,6 +135,23 @@ async function waitForState(
       throw new Error(`rotation never reached ${states.join('/')}: ${JSON.stringify(state)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+}
+
+/** `openssl ocsp` against our responder, issuer and chain given: the answer as openssl prints it. */
+async function ocspStatus(certificatePem: string, issuerPem: string): Promise<string> {
+  const answer = await openssl([
+    'ocsp',
+    '-issuer',
+    file(issuerPem, 'issuer'),
+    '-cert',
+    file(certificatePem, 'cert'),
+    '-url',
+    `${pipeline.url}/ocsp`,
+    '-CAfile',
+    file(`${issuerPem}\n${rootPem}\n`, 'ocsp-chain'),
+  ]);
+  expect(answer.output).toMatch(/Response verify OK/);
+  return answer.output;
 }
 
 const caps = async () =>
@@ -328,6 +345,10 @@ describe('issuing-CA rotation', () => {
       await expectVerifiesNow(pem);
       expect(await issuingCaOf(pem)).toBe(NEW_LABEL);
     }
+    // The new CA answers OCSP (its responder certificate was made while it was announced).
+    const newCa = after.cas[0]!;
+    expect(newCa).not.toBe(before.issuing);
+    expect(await ocspStatus(renewed.certificatePem!, newCa)).toMatch(/cert-\d+: good/);
     // The new CA's CRL is published at its own URL.
     const crl2 = await fetch(`${pipeline.url}/crl/${PROFILE}/2.crl`);
     expect(crl2.status).toBe(200);
@@ -367,6 +388,8 @@ describe('issuing-CA rotation', () => {
     ]);
     expect(checked.code).not.toBe(0);
     expect(checked.output).toMatch(/certificate revoked/);
+    // And the old CA's OCSP responder says so.
+    expect(await ocspStatus(oldCertificateToRevoke, before.issuing)).toMatch(/cert-\d+: revoked/);
   });
 
   it('the old CA is retired when its last certificate expired: key deactivated, then destroyed; events and audit trail', async () => {
@@ -387,8 +410,9 @@ describe('issuing-CA rotation', () => {
       .select({ notAfter: certificates.notAfter })
       .from(certificates)
       .where(eq(certificates.issuingCa, OLD_LABEL))
-      .orderBy(asc(certificates.notAfter));
-    expect(last).toBeDefined();
+      .orderBy(desc(certificates.notAfter))
+      .limit(1);
+    expect(old.deactivatedAt!.getTime()).toBeGreaterThanOrEqual(last!.notAfter.getTime());
     expect(old.deactivatedAt!.getTime()).toBeGreaterThanOrEqual(old.promotedAt?.getTime() ?? 0);
     expect(old.destroyedAt!.getTime() - old.deactivatedAt!.getTime()).toBeGreaterThanOrEqual(3000);
     const ca = pipeline.tokens.get('ca');
