@@ -80,7 +80,9 @@ async function provision(tokens: TokenSet, config: PkiConfig, now: Date): Promis
         ? {
             token: caToken,
             keyLabel: ca.keyLabel,
-            cert: await ensureIssuingCa(caToken, rootToken, ca, root.keyLabel, rootCert, notBefore),
+            cert:
+              (await retiredByRotation(caToken, raToken, ca.keyLabel)) ??
+              (await ensureIssuingCa(caToken, rootToken, ca, root.keyLabel, rootCert, notBefore)),
           }
         : { token: rootToken, keyLabel: root.keyLabel, cert: rootCert };
     const issuingCert = raIssuer.cert;
@@ -137,6 +139,20 @@ export async function loadProfileChain(
     );
   }
   return { ra, issuing, root };
+}
+
+/**
+ * The configured CA of a profile whose key a rotation destroyed (workflows/ca-rotation.ts): the key
+ * is gone from the CA token but the RA token still keeps its certificate. Provisioning must not
+ * make a new key under that label; the profile issues from a later generation (ca_generations).
+ */
+async function retiredByRotation(
+  caToken: HsmToken,
+  raToken: HsmToken,
+  keyLabel: string,
+): Promise<Uint8Array | undefined> {
+  if (await caToken.publicKey(keyLabel)) return undefined;
+  return raToken.certificate(keyLabel);
 }
 
 async function ensureIssuingCa(

@@ -13,6 +13,7 @@ import { and, asc, desc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileSchema } from '../../config/profile-types.js';
 import { auditEvents, caGenerations, certificates } from '../../db/schema.js';
+import { ensurePkiHierarchy } from '../../hsm/provision.js';
 import { toPem } from '../../pki/pem.js';
 import {
   type CaRotationStatus,
@@ -419,6 +420,9 @@ describe('issuing-CA rotation', () => {
     expect(await ca.publicKey(OLD_LABEL)).toBeUndefined();
     expect(await ca.certificate(OLD_LABEL)).toBeUndefined();
     expect(await ca.publicKey(NEW_LABEL)).toBeDefined();
+    // Provisioning at the next start does not bring a key back under the retired label.
+    await ensurePkiHierarchy(pipeline.tokens, pipeline.config);
+    expect(await ca.publicKey(OLD_LABEL)).toBeUndefined();
 
     // The old CA's final CRL is still served; GetCACert no longer carries the old CA.
     expect((await fetch(`${pipeline.url}/crl/${PROFILE}.crl`)).status).toBe(200);
