@@ -14,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileSchema } from '../../config/profile-types.js';
 import { auditEvents, caGenerations, certificates } from '../../db/schema.js';
 import { ensurePkiHierarchy } from '../../hsm/provision.js';
-import { toPem } from '../../pki/pem.js';
+import { fromPem, toPem } from '../../pki/pem.js';
+import { startCaRotation } from '../../runtime/ca-rotation-client.js';
 import {
   type CaRotationStatus,
   caRotationStateQuery,
@@ -161,6 +162,7 @@ const caps = async () =>
 describe('issuing-CA rotation', () => {
   const before: { ra: string; issuing: string } = { ra: '', issuing: '' };
   let scepclientDir = '';
+  let deviceCertificatePem = '';
   let oldCertificateToRevoke = '';
 
   it('before: scepclient and certmonger enroll and renew under the configured CA; no next CA announced', async () => {
@@ -172,6 +174,7 @@ describe('issuing-CA rotation', () => {
     const first = await scepclientEnroll({ url: scep(), challenge: CHALLENGE, cn: 'rot-scepclient' });
     expect(first.code, first.output).toBe(0);
     scepclientDir = first.dir;
+    deviceCertificatePem = first.certificatePem!;
     await expectVerifiesNow(first.certificatePem!);
     expect(await issuingCaOf(first.certificatePem!)).toBe(OLD_LABEL);
 
@@ -186,6 +189,27 @@ describe('issuing-CA rotation', () => {
       await expectVerifiesNow(pem);
       expect(await issuingCaOf(pem)).toBe(OLD_LABEL);
     }
+  });
+
+  it("a forged start cannot get a device's key certified as the RA: refused before any key is made", async () => {
+    const forged = await startCaRotation(pipeline.client, {
+      profile: PROFILE,
+      raCertificate: Buffer.from(fromPem(deviceCertificatePem)).toString('base64'),
+      requestedBy: 'mallory',
+    });
+    expect(forged.outcome).toBe('started');
+    const failure = await rotation()
+      .result()
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(String((failure?.cause as Error | undefined)?.cause ?? failure?.cause)).toMatch(
+      /RA certificate given for profile rotate does not name the RA/,
+    );
+    const rows = await pipeline.db.db.select().from(caGenerations).where(eq(caGenerations.profile, PROFILE));
+    expect(rows.map((r) => [r.generation, r.state])).toEqual([[1, 'active']]);
+    expect(await pipeline.tokens.get('ca').publicKey(NEW_LABEL)).toBeUndefined();
   });
 
   it('an operator starts the rotation: the next CA is announced, can be paused and resumed, and the old CA still issues', async () => {

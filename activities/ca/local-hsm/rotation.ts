@@ -23,7 +23,8 @@ import {
 } from '../../../hsm/provision.js';
 import type { HsmToken } from '../../../hsm/token.js';
 import { TokenSet } from '../../../hsm/token-set.js';
-import { certificateInfo } from '../../../pki/x509/certificate.js';
+import { certificateInfo, rawSubject } from '../../../pki/x509/certificate.js';
+import { encodeName } from '../../../pki/x509/name.js';
 import type {
   CaRotationActivities,
   CaRotationHsmActivities,
@@ -33,7 +34,7 @@ import { FAILURE } from '../../../workflows/definitions.js';
 import { enqueueEvent } from '../../notify/outbox.js';
 import { recordAudit } from '../../store/audit.js';
 import { publishCrl } from './crl.js';
-import { generationKeyLabel, listGenerations, nextGeneration } from './generations.js';
+import { type CaGeneration, generationKeyLabel, listGenerations, nextGeneration } from './generations.js';
 import { certifyOcspResponder } from './ocsp-responder.js';
 
 type LocalProfile = Profile & { ca: LocalCaConfig };
@@ -170,14 +171,7 @@ export async function prepareGeneration(
       FAILURE.unknownProfile,
     );
 
-  // A forged workflow input must not get a key certified as our RA: only the RA certificate the
-  // current CA issued is accepted, and only its public key is certified again.
-  const ra = new X509Certificate(Buffer.from(input.raCertificate));
-  if (!ra.verify(new X509Certificate(Buffer.from(current.certificate)).publicKey))
-    throw ApplicationFailure.nonRetryable(
-      `the RA certificate given is not issued by the current CA of profile ${profile.name}`,
-      FAILURE.refusedIssuance,
-    );
+  await checkRaCertificate(deps, profile, rows, input.raCertificate);
   const raSpki = certificateInfo(input.raCertificate).subjectPublicKeyInfo;
 
   let next = nextGeneration(rows);
@@ -251,6 +245,45 @@ export async function prepareGeneration(
     previous: { generation: current.generation, keyLabel: current.keyLabel },
     nextNotAfter: next.notAfter.toISOString(),
   };
+}
+
+/**
+ * A forged workflow input must not get a key certified as our RA. Accepted: a certificate one of this
+ * profile's CA generations signed (the ceremony reads the RA token's, which generation 1 issued),
+ * with the RA's subject, and not one the CA signed for an enrollment or a responder (every such
+ * serial is reserved in `serials`; RA certificates never are). Only its public key is certified again.
+ */
+async function checkRaCertificate(
+  deps: Deps,
+  profile: LocalProfile,
+  rows: CaGeneration[],
+  der: Uint8Array,
+): Promise<void> {
+  const refuse = (why: string): never => {
+    throw ApplicationFailure.nonRetryable(
+      `the RA certificate given for profile ${profile.name} ${why}`,
+      FAILURE.refusedIssuance,
+    );
+  };
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(Buffer.from(der));
+  } catch {
+    return refuse('is not a certificate');
+  }
+  const issuer = rows.find((r) =>
+    certificate.verify(new X509Certificate(Buffer.from(r.certificate)).publicKey),
+  );
+  if (!issuer) return refuse('is not issued by a CA of this profile');
+  const expected = encodeName([...deps.config.ra.subject, ['OU', profile.name]]);
+  if (!Buffer.from(rawSubject(der)).equals(Buffer.from(expected))) return refuse('does not name the RA');
+  const [enrolled] = await deps.db
+    .select({ serialHex: serials.serialHex })
+    .from(serials)
+    .where(
+      and(eq(serials.issuingCa, issuer.keyLabel), eq(serials.serialHex, certificateInfo(der).serialHex)),
+    );
+  if (enrolled) refuse('is a certificate the CA issued to an enrollment');
 }
 
 async function transition(
