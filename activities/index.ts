@@ -15,6 +15,8 @@ import type { HsmToken, Sealer } from '../hsm/token.js';
 import { mdmRequests } from '../runtime/metrics/process.js';
 import type {
   CaActivities,
+  CaRotationActivities,
+  CaRotationHsmActivities,
   EnrollmentActivities,
   LifecycleActivities,
   PkiEvent,
@@ -26,6 +28,7 @@ import type {
 } from '../workflows/activities.js';
 import { FAILURE, HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 import { createCaActivities } from './ca/index.js';
+import { createRotationActivities, createRotationHsmActivities } from './ca/local-hsm/rotation.js';
 import type { RandomSource } from './ca/local-hsm/serials.js';
 import { handOffToLifecycle, notifyLifecycleOfRevocation } from './lifecycle.js';
 import { mdmVerifierFor } from './mdm/index.js';
@@ -68,6 +71,7 @@ export type PkiQueueActivities = EnrollmentActivities &
   ReportActivities &
   CaActivities &
   ServiceCredentialActivities &
+  CaRotationActivities &
   CompatibilityActivities;
 
 /** Activities of the `pki` queue. */
@@ -155,6 +159,7 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
     ...createReportActivities({ config: deps.config, db: deps.db, env }),
     // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm.
     ...createCaActivities({ config: deps.config, db: deps.db, queue: TASK_QUEUE, env }),
+    ...createRotationActivities({ config: deps.config, db: deps.db }),
   };
 }
 
@@ -164,10 +169,11 @@ export function createHsmActivities(deps: {
   token: HsmToken;
   db: Database;
   random?: RandomSource;
-}): CaActivities & ServiceCredentialCaActivities {
+}): CaActivities & ServiceCredentialCaActivities & CaRotationHsmActivities {
   return {
     ...createCaActivities({ ...deps, queue: HSM_TASK_QUEUE }),
     ...createServiceCredentialCaActivities(deps),
+    ...createRotationHsmActivities(deps),
   };
 }
 

@@ -6,7 +6,7 @@ import type { Client } from '@temporalio/client';
 import { inArray } from 'drizzle-orm';
 import type { PkiConfig } from '../config/profile-types.js';
 import type { Database } from '../db/client.js';
-import { crls } from '../db/schema.js';
+import { caGenerations, crls } from '../db/schema.js';
 import { queryLifecycleState, signalRevoke } from '../runtime/device-lifecycle-client.js';
 import type { RevocationSyncActivities } from '../workflows/activities.js';
 import { deviceWorkflowId, type RevokePayload } from '../workflows/definitions.js';
@@ -81,9 +81,18 @@ export async function listCrlsDue(
   config: PkiConfig,
   input: { withinSeconds: number },
 ): Promise<Array<{ issuingCa: string; nextUpdate: string | null }>> {
+  // Every generation still active signs CRLs (an old one until its last certificate expires); a
+  // deactivated or destroyed one no longer can.
+  const generations = await db
+    .select({ keyLabel: caGenerations.keyLabel, state: caGenerations.state })
+    .from(caGenerations);
+  const retired = new Set(generations.filter((g) => g.state !== 'active').map((g) => g.keyLabel));
   const labels = [
-    ...new Set(config.profiles.flatMap((p) => (p.ca.type === 'local-hsm' ? [p.ca.keyLabel] : []))),
-  ];
+    ...new Set([
+      ...config.profiles.flatMap((p) => (p.ca.type === 'local-hsm' ? [p.ca.keyLabel] : [])),
+      ...generations.filter((g) => g.state === 'active').map((g) => g.keyLabel),
+    ]),
+  ].filter((label) => !retired.has(label));
   if (labels.length === 0) return [];
   const rows = await db
     .select({ issuingCa: crls.issuingCa, nextUpdate: crls.nextUpdate, crlNumber: crls.crlNumber })

@@ -56,7 +56,9 @@ export function createOperatorApp(deps: AppDeps): Hono {
   const integration = { config: deps.config, db: deps.db, temporal: deps.temporal };
   app.route('/', mdmRoutes(integration));
   // Errors handled inside: the console calls this app in-process and reads the same JSON errors.
-  const operatorApi = withErrors(operatorRoutes({ ...integration, certificate: deps.operatorCertificate }));
+  const operatorApi = withErrors(
+    operatorRoutes({ ...integration, ras: deps.ras, certificate: deps.operatorCertificate }),
+  );
   app.route('/', operatorApi);
   app.route('/', metricsRoutes({ ...integration, certificate: deps.operatorCertificate }));
   app.route('/', codecRoutes({ codec: deps.codec, auth: { certificate: deps.operatorCertificate } }));

@@ -1,4 +1,5 @@
 import { startKeyInventory } from '../activities/keys/recorder.js';
+import { generationReader } from '../activities/ca/local-hsm/generations.js';
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { componentLogger } from '../runtime/log.js';
@@ -45,7 +46,7 @@ const readiness = new Readiness(dependencyChecks({ temporal: client, db: databas
 const server = await startApiServer(
   {
     config,
-    ras: await loadRegistrationAuthorities(ra, config),
+    ras: await loadRegistrationAuthorities(ra, config, generationReader(database.db)),
     gateway: new EnrollmentGateway(client),
     temporal: client,
     maxBodyBytes: MAX_SCEP_BODY_BYTES,

@@ -1,6 +1,12 @@
 import { upstreamRootLabel } from '../activities/ca/globalsign-atlas/trust-chain.js';
+import {
+  type CaGeneration,
+  type GenerationReader,
+  issuingGeneration,
+  nextGeneration,
+} from '../activities/ca/local-hsm/generations.js';
 import type { PkiConfig } from '../config/profile-types.js';
-import { loadProfileChain, nextIssuingCertificate } from '../hsm/provision.js';
+import { loadProfileChain } from '../hsm/provision.js';
 import type { HsmToken } from '../hsm/token.js';
 import type { KeyTransportDecrypter, Signer } from '../pki/keys.js';
 
@@ -21,15 +27,33 @@ export interface ProfileRa {
   /** The same key, in the HSM: opens the devices' envelopes. */
   decrypter: KeyTransportDecrypter;
   /**
-   * GetNextCACert: the profile's next issuing CA, read from the token on each call so a rollover made
-   * by `scripts/ca-rollover.ts` shows without a restart. Absent or undefined: no rollover prepared.
+   * GetNextCACert: the profile's next issuing CA (a rotation announced it), read from ca_generations
+   * so a rotation shows without a restart. Absent or undefined: no rotation under way.
    */
   nextIssuingCertificate?: () => Promise<Uint8Array | undefined>;
+  /**
+   * What SCEP serves now: after a promotion, the new CA's chain and the RA certificate it issued.
+   * The fields above are the configured CA's (generation 1), kept for callers that need no rotation.
+   */
+  current: () => Promise<RaView>;
+  /** The certificate of the generation that signed a certificate (certificates.issuing_ca). */
+  issuerOf?: (issuingCa: string) => Promise<Uint8Array | undefined>;
+}
+
+/** The chain and RA certificate of the profile's current CA generation. */
+export interface RaView {
+  raCertificate: Uint8Array;
+  issuingCertificate: Uint8Array;
+  raChain: Uint8Array[];
+  caBundle: Uint8Array[];
+  /** Every RA certificate a device may have encrypted its request to (one key, one per generation). */
+  raCertificates: Uint8Array[];
 }
 
 export async function loadRegistrationAuthorities(
   token: HsmToken,
   config: PkiConfig,
+  generations?: GenerationReader,
 ): Promise<Map<string, ProfileRa>> {
   const signer = await token.signer(config.ra.keyLabel);
   const decrypter = await token.decrypter(config.ra.keyLabel);
@@ -39,23 +63,59 @@ export async function loadRegistrationAuthorities(
       const upstreamRoot =
         profile.ca.type === 'local-hsm' ? undefined : await token.certificate(upstreamRootLabel(profile));
       const raChain = profile.ca.type === 'local-hsm' ? [chain.issuing, chain.root] : [chain.root];
+      const configured: RaView = {
+        raCertificate: chain.ra,
+        issuingCertificate: chain.issuing,
+        raChain,
+        caBundle: unique([chain.ra, ...raChain, chain.issuing, ...(upstreamRoot ? [upstreamRoot] : [])]),
+        raCertificates: [chain.ra],
+      };
+      const rotates = profile.ca.type === 'local-hsm' && generations !== undefined;
       return [
         profile.name,
         {
           profile: profile.name,
-          raCertificate: chain.ra,
-          issuingCertificate: chain.issuing,
+          ...configured,
           rootCertificate: chain.root,
-          raChain,
-          caBundle: unique([chain.ra, ...raChain, chain.issuing, ...(upstreamRoot ? [upstreamRoot] : [])]),
           signer,
           decrypter,
-          nextIssuingCertificate: () => nextIssuingCertificate(token, config, profile.name),
+          current: rotates
+            ? async () => viewOf(await generations(profile.name), configured, chain.root)
+            : async () => configured,
+          ...(rotates
+            ? {
+                nextIssuingCertificate: async () =>
+                  nextGeneration(await generations(profile.name))?.certificate,
+                issuerOf: async (issuingCa: string) =>
+                  (await generations(profile.name)).find((r) => r.keyLabel === issuingCa)?.certificate,
+              }
+            : {}),
         },
       ];
     }),
   );
   return new Map(entries);
+}
+
+/** The view of the newest active generation; the configured one until a rotation promoted another. */
+function viewOf(rows: CaGeneration[], configured: RaView, root: Uint8Array): RaView {
+  const current = issuingGeneration(rows);
+  const raCertificates = unique([
+    configured.raCertificate,
+    ...rows.flatMap((r) => (r.raCertificate && r.state !== 'destroyed' ? [r.raCertificate] : [])),
+  ]);
+  if (!current?.raCertificate) return { ...configured, raCertificates };
+  const raChain = [current.certificate, root];
+  // An older generation still active has valid certificates out there: relying parties that take
+  // their chain from GetCACert must still be able to verify them.
+  const older = rows.filter((r) => r.state === 'active' && r !== current).map((r) => r.certificate);
+  return {
+    raCertificate: current.raCertificate,
+    issuingCertificate: current.certificate,
+    raChain,
+    caBundle: unique([current.raCertificate, ...raChain, ...older]),
+    raCertificates,
+  };
 }
 
 function unique(certificates: Uint8Array[]): Uint8Array[] {

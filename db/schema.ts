@@ -371,3 +371,36 @@ export const keyInventory = pgTable(
   },
   (t) => [primaryKey({ columns: [t.tokenLabel, t.keyLabel] })],
 );
+
+/**
+ * The generations of each local issuing CA (issuing-CA rotation, workflows/ca-rotation.ts). A profile
+ * issues from its newest `active` generation; an older `active` one still signs CRLs and answers
+ * OCSP until its last certificate expires. States are NIST SP 800-57's: pre-activation (created and
+ * announced by GetNextCACert), active, deactivated (no longer signs), destroyed (key objects deleted).
+ * No row for a profile: generation 1, the configured keyLabel, as before rotation existed.
+ */
+export const caGenerations = pgTable(
+  'ca_generations',
+  {
+    profile: text('profile').notNull(),
+    generation: integer('generation').notNull(),
+    /** Label of the CA key and certificate in the CA token; certificates.issuing_ca of what it issued. */
+    keyLabel: text('key_label').notNull(),
+    state: text('state').$type<CaGenerationState>().notNull(),
+    /** DER of the CA certificate (public): the API serves it without opening the CA token. */
+    certificate: bytea('certificate').notNull(),
+    /** DER of the RA certificate this generation issued for the API's RA key (absent for generation 1). */
+    raCertificate: bytea('ra_certificate'),
+    notAfter: at('not_after').notNull(),
+    createdAt: at('created_at').notNull().defaultNow(),
+    promotedAt: at('promoted_at'),
+    deactivatedAt: at('deactivated_at'),
+    destroyedAt: at('destroyed_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.profile, t.generation] }),
+    uniqueIndex('ca_generations_key_label_idx').on(t.keyLabel),
+  ],
+);
+
+export type CaGenerationState = 'pre-activation' | 'active' | 'deactivated' | 'destroyed';

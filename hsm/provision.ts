@@ -82,7 +82,9 @@ async function provision(tokens: TokenSet, config: PkiConfig, now: Date): Promis
         ? {
             token: caToken,
             keyLabel: ca.keyLabel,
-            cert: await ensureIssuingCa(caToken, rootToken, ca, root.keyLabel, rootCert, notBefore),
+            cert:
+              (await retiredByRotation(caToken, raToken, ca.keyLabel)) ??
+              (await ensureIssuingCa(caToken, rootToken, ca, root.keyLabel, rootCert, notBefore)),
           }
         : { token: rootToken, keyLabel: root.keyLabel, cert: rootCert };
     const issuingCert = raIssuer.cert;
@@ -139,6 +141,20 @@ export async function loadProfileChain(
     );
   }
   return { ra, issuing, root };
+}
+
+/**
+ * The configured CA of a profile whose key a rotation destroyed (workflows/ca-rotation.ts): the key
+ * is gone from the CA token but the RA token still keeps its certificate. Provisioning must not
+ * make a new key under that label; the profile issues from a later generation (ca_generations).
+ */
+async function retiredByRotation(
+  caToken: HsmToken,
+  raToken: HsmToken,
+  keyLabel: string,
+): Promise<Uint8Array | undefined> {
+  if (await caToken.publicKey(keyLabel)) return undefined;
+  return raToken.certificate(keyLabel);
 }
 
 async function ensureIssuingCa(
@@ -247,61 +263,66 @@ export function issuingCertificateLabel(profile: Profile): string {
 }
 
 /**
- * CA rollover (RFC 8894 4.7, GetNextCACert): the profile's next issuing CA lives beside the current
- * one, key and certificate under `<keyLabel>/next`, until an operator promotes it.
+ * A new generation of a profile's issuing CA (workflows/ca-rotation.ts): its key under `keyLabel` in
+ * the CA token, its certificate from the root, same subject and extensions as the configured CA.
+ * Idempotent per label: a retry finds the key and certificate it made. The root key signs, so this
+ * runs where the root is reachable: a `pki-hsm` worker when the root lives in the CA token, else the
+ * ceremony (`npm run ca:rollover`).
  */
-export function nextIssuingCaLabel(profile: Profile): string | undefined {
-  return profile.ca.type === 'local-hsm' ? `${profile.ca.keyLabel}/next` : undefined;
-}
-
-/** The next issuing CA certificate of a profile, when a rollover has been prepared. */
-export async function nextIssuingCertificate(
-  token: HsmToken,
-  config: PkiConfig,
-  profileName: string,
-): Promise<Uint8Array | undefined> {
-  const profile = config.profiles.find((p) => p.name === profileName);
-  const label = profile && nextIssuingCaLabel(profile);
-  return label ? token.certificate(label) : undefined;
-}
-
-/**
- * Creates the next issuing CA of a local-hsm profile: a new key in the token and a certificate from
- * the root, same subject and extensions as the current CA. Idempotent: an existing next CA is kept.
- */
-export async function createNextIssuingCa(
+export async function createIssuingCaGeneration(
   tokens: TokenSet,
   config: PkiConfig,
   profileName: string,
+  keyLabel: string,
   now: Date = new Date(),
-): Promise<{ certificate: Uint8Array; created: boolean }> {
-  const token = tokens.get('ca');
-  const rootToken = tokens.get('root');
+): Promise<Uint8Array> {
   const profile = config.profiles.find((p) => p.name === profileName);
   if (!profile) throw new Error(`no profile named "${profileName}" in the PKI configuration`);
   if (profile.ca.type !== 'local-hsm')
     throw new Error(`profile "${profileName}" has an upstream CA: its rollover happens at that CA`);
-  const label = nextIssuingCaLabel(profile)!;
-  const existing = await token.certificate(label);
-  if (existing) {
-    // GetNextCACert is served by the API from the RA token's copy.
-    if (tokens.has('ra')) await ensureCopy(tokens.get('ra'), label, existing);
-    return { certificate: existing, created: false };
-  }
+  const rootToken = tokens.get('root');
   const rootCert = await rootToken.certificate(config.rootCa.keyLabel);
-  if (!rootCert)
-    throw new Error(
-      `HSM token "${rootToken.tokenLabel}" has no root CA certificate; run \`npm run hsm:init\``,
-    );
-  const notBefore = new Date(now.getTime() - BACKDATE_MS);
-  const certificate = await ensureIssuingCa(
-    token,
+  if (!rootCert || !(await rootToken.publicKey(config.rootCa.keyLabel)))
+    throw new RootUnreachableError(rootToken.tokenLabel);
+  return ensureIssuingCa(
+    tokens.get('ca'),
     rootToken,
-    { ...profile.ca, keyLabel: label },
+    { ...profile.ca, keyLabel },
     config.rootCa.keyLabel,
     rootCert,
-    notBefore,
+    new Date(now.getTime() - BACKDATE_MS),
   );
-  if (tokens.has('ra')) await ensureCopy(tokens.get('ra'), label, certificate);
-  return { certificate, created: true };
+}
+
+/** The root key is not in the tokens this process holds: the next CA is made by the ceremony. */
+export class RootUnreachableError extends Error {
+  constructor(tokenLabel: string) {
+    super(
+      `the root CA key is not in HSM token "${tokenLabel}": prepare the next CA with the ceremony ` +
+        '(`npm run ca:rollover -- --profile <name>`), which opens the root token',
+    );
+    this.name = 'RootUnreachableError';
+  }
+}
+
+/**
+ * The RA certificate of a profile for the RA key `raSpki` (public), issued by one generation of its
+ * CA: a rotation re-issues it so GetCACert's RA certificate chains to the CA that is current. The RA
+ * key stays in the RA token; only its public key travels.
+ */
+export async function issueRaCertificate(
+  caToken: HsmToken,
+  config: PkiConfig,
+  profileName: string,
+  ca: { keyLabel: string; certificate: Uint8Array },
+  raSpki: Uint8Array,
+  now: Date = new Date(),
+): Promise<Uint8Array> {
+  return issue(caToken, ca.keyLabel, ca.certificate, {
+    subject: encodeName([...config.ra.subject, ['OU', profileName]]),
+    subjectPublicKeyInfo: raSpki,
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+    notAfter: capped(now.getTime() + RA_VALIDITY_MS, ca.certificate),
+    extensions: { keyUsages: ['digitalSignature', 'keyEncipherment'] },
+  });
 }

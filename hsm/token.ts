@@ -344,6 +344,39 @@ export class HsmToken {
     });
   }
 
+  /**
+   * A retired CA key (NIST SP 800-57 "deactivated"): the private key may no longer sign. PKCS#11
+   * never lets CKA_SIGN go back to TRUE, so this is final. Returns whether a key was found.
+   */
+  async deactivateKey(keyLabel: string): Promise<boolean> {
+    this.privateKeys.delete(keyLabel);
+    return this.pool.use((session) => {
+      const key = this.findOne(
+        session,
+        { class: graphene.ObjectClass.PRIVATE_KEY, label: keyLabel },
+        'private key',
+      );
+      if (!key) return false;
+      if (key.getAttribute('sign') === true) key.setAttribute({ sign: false });
+      return true;
+    });
+  }
+
+  /** Deletes the key pair and the certificate under a label ("destroyed"). Returns how many objects went. */
+  async destroyKey(keyLabel: string): Promise<number> {
+    this.privateKeys.delete(keyLabel);
+    return this.pool.use((session) => {
+      let destroyed = 0;
+      for (const cls of [
+        graphene.ObjectClass.PRIVATE_KEY,
+        graphene.ObjectClass.PUBLIC_KEY,
+        graphene.ObjectClass.CERTIFICATE,
+      ])
+        destroyed += session.destroy({ class: cls, label: keyLabel });
+      return destroyed;
+    });
+  }
+
   async publicKey(keyLabel: string): Promise<Uint8Array | undefined> {
     return this.pool.use((session) => {
       const found = this.findOne(

@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
 import { type KeyInventoryRecorder, startKeyInventory } from '../activities/keys/recorder.js';
+import { generationReader } from '../activities/ca/local-hsm/generations.js';
 import { EnrollmentGateway } from '../api/enrollment-gateway.js';
 import { operatorCertificateVerifier } from '../api/operator/certificate-auth.js';
 import { loadRegistrationAuthorities, type ProfileRa } from '../api/ra.js';
@@ -98,7 +99,7 @@ export async function startInProcess(opts: {
   // The API's responder keys first: a CA worker starting next certifies them at once.
   await registerOcspResponders(ra, opts.database.db, opts.config);
   for (const queue of opts.queues ?? QUEUES) await startQueue(queue);
-  const ras = await loadRegistrationAuthorities(ra, opts.config);
+  const ras = await loadRegistrationAuthorities(ra, opts.config, generationReader(opts.database.db));
   const api = await startApiServer(
     {
       config: opts.config,

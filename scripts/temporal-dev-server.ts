@@ -29,6 +29,7 @@ export const SEARCH_ATTRIBUTES = {
   PkiStatus: 'Keyword',
   CertNotAfter: 'Datetime',
   PkiOutcome: 'Keyword',
+  CaRotationState: 'Keyword',
 } as const;
 
 type CliSearchAttributeType = (typeof SEARCH_ATTRIBUTES)[keyof typeof SEARCH_ATTRIBUTES];

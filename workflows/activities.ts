@@ -64,7 +64,11 @@ export interface PkiEvent {
     | 'report.daily'
     /** Key inventory (activities/keys/): profile `*`, deviceId `<token>/<key label>`, once per key and threshold. */
     | 'key.age_exceeded'
-    | 'key.expiring';
+    | 'key.expiring'
+    /** Issuing-CA rotation (workflows/ca-rotation.ts): deviceId is empty, data names the generations. */
+    | 'ca.rotation_announced'
+    | 'ca.promoted'
+    | 'ca.retired';
   /** Unique per event and stable across retries: the delivery id receivers de-duplicate on. */
   id: string;
   at: string;
@@ -345,4 +349,55 @@ export interface ServiceCredentialActivities {
 /** `pki-hsm` queue: the credential certificate, signed by an internal profile's CA. */
 export interface ServiceCredentialCaActivities {
   issueServiceCertificate(input: { name: string; generation: number }): Promise<{ notAfter: string }>;
+}
+
+/** One generation of a profile's issuing CA, as the rotation workflow sees it. */
+export interface CaGenerationRef {
+  generation: number;
+  keyLabel: string;
+}
+
+/**
+ * Issuing-CA rotation (workflows/ca-rotation.ts). Key operations run on `pki-hsm` (the CA token);
+ * each step changes ca_generations conditionally and records its audit entry (and event) in the same
+ * transaction, so a retried step changes and records nothing twice.
+ */
+export interface CaRotationHsmActivities {
+  /** Creates (or finds, when the ceremony made it) the next generation: key, certificate, RA certificate, first CRL. */
+  prepareCaGeneration(input: {
+    profile: string;
+    workflowId: string;
+    raCertificate: string;
+    requestedBy: string;
+  }): Promise<{ next: CaGenerationRef; previous: CaGenerationRef; nextNotAfter: string }>;
+  /** The old generation's key may no longer sign (CKA_SIGN false); state deactivated. */
+  deactivateCaGeneration(input: { profile: string; workflowId: string; generation: number }): Promise<void>;
+  /** Deletes the old generation's key objects from the CA token; state destroyed. */
+  destroyCaGeneration(input: { profile: string; workflowId: string; generation: number }): Promise<void>;
+}
+
+/** `pki` queue: database only. */
+export interface CaRotationActivities {
+  recordRotationEvent(input: {
+    profile: string;
+    workflowId: string;
+    type: 'ca.rotation_announced' | 'ca.retired';
+    action: string;
+    details: Record<string, unknown>;
+  }): Promise<void>;
+  /** The next generation becomes the issuing one (state active, promoted_at). Emits `ca.promoted`. */
+  promoteCaGeneration(input: {
+    profile: string;
+    workflowId: string;
+    generation: number;
+  }): Promise<{ promotedAt: string }>;
+  /** The latest notAfter of anything the generation signed for devices (null: nothing). */
+  lastCertificateExpiry(input: { issuingCa: string }): Promise<string | null>;
+  recordRotationAudit(input: {
+    profile: string;
+    workflowId: string;
+    action: string;
+    actor?: string;
+    details: Record<string, unknown>;
+  }): Promise<void>;
 }

@@ -378,3 +378,50 @@ export interface ServiceCredentialState {
 }
 export const registeredSignal = defineSignal<[RegisteredPayload?]>('registered');
 export const serviceCredentialStateQuery = defineQuery<ServiceCredentialState>('state');
+
+/**
+ * Issuing-CA rotation (workflows/ca-rotation.ts), one workflow per profile at a time. Its state is
+ * the `CaRotationState` search attribute: `CaRotationState="Paused"` lists the rotations an operator
+ * holds back.
+ */
+export const caRotationWorkflowId = (profile: string) => `ca/${profile}/rotation`;
+export const CaRotationStateKey = defineSearchAttributeKey('CaRotationState', SearchAttributeType.KEYWORD);
+export type CaRotationState = 'Preparing' | 'Announced' | 'Promoted' | 'RetiringOldCa' | 'Retired' | 'Paused';
+
+export interface CaRotationInput {
+  profile: string;
+  /** When the next CA becomes the issuing CA (ISO 8601); absent: right after the announcement. */
+  promoteAt?: string;
+  /** How long the deactivated old key is kept before it is destroyed. */
+  retentionSeconds: number;
+  /**
+   * How long after promotion the old CA may still have been asked to sign (caches, in-flight
+   * enrollments) before its last certificate's expiry is read.
+   */
+  settleSeconds: number;
+  /** The profile's current RA certificate (DER, base64): the new CA certifies its public key. */
+  raCertificate: string;
+  /** The authenticated operator (or `ceremony:<user>`) who started it. */
+  requestedBy: string;
+}
+
+export interface CaRotationStatus {
+  profile: string;
+  state: CaRotationState;
+  paused: boolean;
+  /** The generation being rolled out, and the one it replaces. */
+  next?: { generation: number; keyLabel: string };
+  previous?: { generation: number; keyLabel: string };
+  promoteAt?: string;
+  /** When the old CA's last certificate expires (then it is deactivated). */
+  oldCaLastExpiry?: string;
+  destroyAt?: string;
+}
+
+export interface CaRotationPausePayload {
+  by?: string;
+  reason?: string;
+}
+export const pauseRotationSignal = defineSignal<[CaRotationPausePayload?]>('pause');
+export const resumeRotationSignal = defineSignal<[CaRotationPausePayload?]>('resume');
+export const caRotationStateQuery = defineQuery<CaRotationStatus>('state');

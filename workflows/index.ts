@@ -1,5 +1,6 @@
 // Everything the worker's workflow bundle registers.
 
+export { caRotation } from './ca-rotation.js';
 export { certificateRevocation } from './certificate-revocation.js';
 export { refreshCrls } from './crl-refresh.js';
 export { dailyReport } from './daily-report.js';

@@ -14,6 +14,7 @@ import type { CaAdapter } from './adapter.js';
 import { atlasAdapter, atlasIssuingCa } from './globalsign-atlas/issuer.js';
 import { checkIssuanceRequest, checkRetriedIssuance, parseIssuanceInput } from './issuance-request.js';
 import { issuedFor, storeIssued } from './issued-certificates.js';
+import { isGenerationOf, listGenerations } from './local-hsm/generations.js';
 import { localHsmAdapter } from './local-hsm/index.js';
 import type { RandomSource } from './local-hsm/serials.js';
 import { recordRevocations } from './revocation-records.js';
@@ -29,9 +30,18 @@ export interface CaActivityDeps {
   random?: RandomSource;
 }
 
-/** The issuing CA names a profile's certificates are recorded under. */
-export function issuingCaNamesOf(profile: Profile): string[] {
-  return profile.ca.type === 'local-hsm' ? [profile.ca.keyLabel] : [atlasIssuingCa(profile)];
+/** Whether a profile's certificates may be recorded under this issuing CA name (any generation of its CA). */
+export function ownsIssuingCa(profile: Profile, issuingCa: string): boolean {
+  return profile.ca.type === 'local-hsm'
+    ? isGenerationOf(profile.ca.keyLabel, issuingCa)
+    : issuingCa === atlasIssuingCa(profile);
+}
+
+/** The issuing CAs of a profile that still sign CRLs and OCSP responder certificates. */
+async function signingCasOf(db: Database, profile: Profile): Promise<string[]> {
+  if (profile.ca.type !== 'local-hsm') return [atlasIssuingCa(profile)];
+  const active = (await listGenerations(db, profile.name)).filter((g) => g.state === 'active');
+  return active.length > 0 ? active.map((g) => g.keyLabel) : [profile.ca.keyLabel];
 }
 
 export function createCaActivities(deps: CaActivityDeps): CaActivities {
@@ -53,7 +63,7 @@ export function createCaActivities(deps: CaActivityDeps): CaActivities {
     deps.config.profiles.find((p) => p.name === name) ??
     unknown(`profile ${name} is not configured on this worker`);
   const adapterOwning = (issuingCa: string): CaAdapter => {
-    const profile = deps.config.profiles.find((p) => issuingCaNamesOf(p).includes(issuingCa));
+    const profile = deps.config.profiles.find((p) => ownsIssuingCa(p, issuingCa));
     if (!profile)
       throw ApplicationFailure.nonRetryable(
         `"${issuingCa}" is not an issuing CA of this configuration`,
@@ -107,7 +117,7 @@ export function createCaActivities(deps: CaActivityDeps): CaActivities {
         if (caQueueOf(profile) !== deps.queue) continue;
         const adapter = adapterOf(profile);
         if (!adapter.certifyOcspResponder) continue;
-        for (const issuingCa of issuingCaNamesOf(profile))
+        for (const issuingCa of await signingCasOf(deps.db, profile))
           done.push({ issuingCa, outcome: await adapter.certifyOcspResponder(issuingCa) });
       }
       return done;

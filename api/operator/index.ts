@@ -8,6 +8,8 @@ import { type OperatorAuthOptions, type OperatorEnv, operatorAuth } from '../htt
 import { jsonError } from '../http/errors.js';
 import { type RateLimitSettings, rateLimit } from '../http/rate-limit.js';
 import { auditRoutes } from './audit.js';
+import type { ProfileRa } from '../ra.js';
+import { caRoutes } from './cas.js';
 import { certificateRoutes } from './certificates.js';
 import { challengeRoutes } from './challenges.js';
 import { deviceRoutes, type OperatorDeps } from './devices.js';
@@ -24,6 +26,8 @@ export function operatorRoutes(
     env?: NodeJS.ProcessEnv;
     rateLimit?: RateLimitSettings;
     certificate?: OperatorAuthOptions['certificate'];
+    /** The SCEP endpoints' RA material: a rotation certifies the RA key again under the new CA. */
+    ras?: Map<string, ProfileRa>;
   },
 ): Hono<OperatorEnv> {
   const app = new Hono<OperatorEnv>();
@@ -46,6 +50,7 @@ export function operatorRoutes(
   app.route('/', reportRoutes(deps));
   app.route('/', auditRoutes(deps));
   app.route('/', keyRoutes(deps));
+  app.route('/', caRoutes(deps));
   app.route('/', openApiRoutes());
   return app;
 }

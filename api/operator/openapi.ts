@@ -21,6 +21,7 @@ import {
   rejectBody,
   revokeBody,
   revokeCertificateBody,
+  rotationBody,
 } from './schemas.js';
 
 type Json = Record<string, unknown>;
@@ -313,6 +314,46 @@ export function operatorOpenApi(serverUrl?: string): Json {
             ...COMMON_ERRORS,
           },
         },
+      },
+      '/operator/cas/{profile}/rotation': {
+        post: operation({
+          summary:
+            "Start the rotation of the profile's issuing CA (workflow ca/<profile>/rotation): create and announce the next CA, promote it at promoteAt (default: at once), retire the old CA when its last certificate expires, destroy its key after retentionSeconds (default 30 days).",
+          tags: ['cas'],
+          parameters: [PROFILE],
+          requestBody: jsonBody(rotationBody),
+          responses: {
+            '201': ok('Started: its workflow id.'),
+            '400': error('The profile has an upstream CA, or the body is invalid.'),
+            '404': error('Unknown profile.'),
+            '409': error('A rotation of this profile is already running.'),
+          },
+        }),
+        get: operation({
+          summary:
+            'The running (or last) rotation of the profile: state, generations, promotion and retirement times.',
+          tags: ['cas'],
+          parameters: [PROFILE],
+          responses: { '200': ok('Its state.'), '404': error('No rotation of this profile.') },
+        }),
+      },
+      '/operator/cas/{profile}/rotation/pause': {
+        post: operation({
+          summary: 'Hold the rotation before its next step (timers included) until it is resumed.',
+          tags: ['cas'],
+          parameters: [PROFILE],
+          requestBody: jsonBody(decisionBody),
+          responses: { '202': ok('Signalled.'), '404': error('No rotation of this profile is running.') },
+        }),
+      },
+      '/operator/cas/{profile}/rotation/resume': {
+        post: operation({
+          summary: 'Let a paused rotation go on.',
+          tags: ['cas'],
+          parameters: [PROFILE],
+          requestBody: jsonBody(decisionBody),
+          responses: { '202': ok('Signalled.'), '404': error('No rotation of this profile is running.') },
+        }),
       },
       '/operator/events': {
         get: operation({

@@ -61,4 +61,16 @@ export const compromisedKeyBody = z
     by: by.optional(),
     note: note.optional(),
   })
+export const rotationBody = z
+  .object({
+    promoteAt: z.iso.datetime({ offset: true, error: 'promoteAt must be an ISO 8601 date-time' }),
+    retentionSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(10 * 365 * 86_400),
+    settleSeconds: z.number().int().min(0).max(86_400),
+    by,
+  })
+  .partial()
   .strict();

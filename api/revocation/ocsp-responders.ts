@@ -5,6 +5,7 @@
  * exists, OCSP answers tryLater.
  */
 import { eq } from 'drizzle-orm';
+import { baseKeyLabel } from '../../activities/ca/local-hsm/generations.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { ocspResponders } from '../../db/schema.js';
@@ -71,10 +72,12 @@ export function ocspResponderCache(ra: HsmToken, db: Database, now: () => number
     let until = now() + CACHE_MS;
     if (row?.certificate && row.notAfter && row.notAfter.getTime() > now()) {
       const certified = certificateInfo(row.certificate).subjectPublicKeyInfo;
-      const key = await ra.publicKey(ocspResponderLabel(issuingCa));
+      // Every generation of a CA (rotation) certifies the same responder key, the configured CA's.
+      const keyLabel = ocspResponderLabel(baseKeyLabel(issuingCa));
+      const key = await ra.publicKey(keyLabel);
       // A certificate for a key this token no longer holds (rotated) is no use.
       if (key && Buffer.from(certified).equals(Buffer.from(key))) {
-        responder = { certificate: row.certificate, signer: await ra.signer(ocspResponderLabel(issuingCa)) };
+        responder = { certificate: row.certificate, signer: await ra.signer(keyLabel) };
         until = Math.min(until, row.notAfter.getTime());
       }
     }

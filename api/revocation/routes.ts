@@ -1,6 +1,6 @@
 /**
- * Revocation over HTTP for relying parties: GET /crl/<profile>.crl (the CRL distribution point of
- * issued certificates) and the OCSP responder (RFC 6960 A.1: GET /ocsp/<base64> and POST /ocsp, the
+ * Revocation over HTTP for relying parties: GET /crl/<profile>.crl and, for later CA generations,
+ * /crl/<profile>/<generation>.crl (the CRL distribution points of issued certificates) and the OCSP responder (RFC 6960 A.1: GET /ocsp/<base64> and POST /ocsp, the
  * URL in their AIA), over a RevocationService, rate-limited per client (OCSP_RATE_PER_MINUTE).
  */
 import { type Context, Hono } from 'hono';
@@ -26,9 +26,24 @@ export function revocationRoutes(service: RevocationService, ocspRate?: RateLimi
     if (!issuingCa) return c.text(`no local CA for profile ${profile.slice(0, 64)}`, 404);
     const der = await service.latestCrl(issuingCa);
     if (!der) return c.text(`no CRL published yet for profile ${profile}`, 404);
-    return new Response(der, {
-      headers: { 'content-type': 'application/pkix-crl', 'cache-control': 'max-age=60' },
-    });
+    return crlReply(der);
+  });
+
+  // One CRL per CA generation (rotation): /crl/<profile>/<generation>.crl, the URL its certificates carry.
+  app.get('/crl/:profile/:file', async (c) => {
+    const profile = c.req.param('profile');
+    const generation = /^([1-9][0-9]{0,5})\.crl$/.exec(c.req.param('file'))?.[1];
+    if (!generation)
+      return c.text('CRLs of a CA generation are served as /crl/<profile>/<generation>.crl', 404);
+    const issuingCa = await service.issuingCaOfGeneration(profile, Number(generation));
+    if (!issuingCa) return c.text(`no CA generation ${generation} for profile ${profile.slice(0, 64)}`, 404);
+    const der = await service.latestCrl(issuingCa);
+    if (!der)
+      return c.text(
+        `no CRL published yet for generation ${generation} of profile ${profile.slice(0, 64)}`,
+        404,
+      );
+    return crlReply(der);
   });
 
   // RFC 6960 A.1.1: GET {url}/{url-encoding of base-64 encoding of the DER OCSPRequest}. Base64 may
@@ -61,6 +76,12 @@ export function revocationRoutes(service: RevocationService, ocspRate?: RateLimi
   );
 
   return app;
+}
+
+function crlReply(der: Uint8Array): Response {
+  return new Response(der, {
+    headers: { 'content-type': 'application/pkix-crl', 'cache-control': 'max-age=60' },
+  });
 }
 
 function ocspReply(body: Uint8Array, status = 200): Response {

@@ -8,6 +8,7 @@
 import { and, eq } from 'drizzle-orm';
 import * as pkijs from 'pkijs';
 import { latestCrl } from '../../activities/ca/local-hsm/crl.js';
+import { type GenerationReader, generationReader } from '../../activities/ca/local-hsm/generations.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { certificates } from '../../db/schema.js';
@@ -33,6 +34,8 @@ export interface RevocationServiceDeps {
   db: Database;
   /** The issuing CA certificates, as the SCEP endpoint holds them. */
   ras: Map<string, ProfileRa>;
+  /** The profiles' CA generations (rotation); a short-lived cache over the database by default. */
+  generations?: GenerationReader;
   /** The delegated responder of an issuing CA (api/revocation/ocsp-responders.ts); none: tryLater. */
   responderOf?: (issuingCa: string) => Promise<Responder | undefined>;
 }
@@ -53,24 +56,52 @@ export interface RevocationService {
   ): Promise<{ der: Uint8Array; issuingCa: string; profile: string } | undefined>;
   /** The latest CRL (DER) of an issuing CA, as the CA worker last signed it. */
   latestCrl(issuingCa: string): Promise<Uint8Array | undefined>;
-  /** The issuing CA key label of a profile with a local CA. */
+  /** The issuing CA key label of a profile with a local CA: its configured CA (generation 1). */
   issuingCaOfProfile(profile: string): string | undefined;
+  /** The key label of one generation of a profile's CA (rotation), if it exists. */
+  issuingCaOfGeneration(profile: string, generation: number): Promise<string | undefined>;
   /** A complete OCSP answer (DER OCSPResponse) to a DER OCSPRequest. Never throws. */
   answerOcsp(request: Uint8Array): Promise<Uint8Array>;
 }
 
 export function revocationService(deps: RevocationServiceDeps): RevocationService {
-  const cas: IssuingCa[] = [];
+  const generations = deps.generations ?? generationReader(deps.db);
+  const configured: IssuingCa[] = [];
   for (const profile of deps.config.profiles) {
     const ra = deps.ras.get(profile.name);
     if (profile.ca.type !== 'local-hsm' || !ra) continue;
-    cas.push({
+    configured.push({
       profile: profile.name,
       issuingCa: profile.ca.keyLabel,
       certificate: ra.issuingCertificate,
       subject: rawSubject(ra.issuingCertificate),
     });
   }
+
+  /**
+   * Every CA generation that answers for its certificates, newest first: the configured CA until a
+   * rotation recorded generations, then each one not yet destroyed (an old CA answers OCSP and
+   * GetCert until its certificates are gone).
+   */
+  const issuingCas = async (): Promise<IssuingCa[]> => {
+    const all: IssuingCa[] = [];
+    for (const ca of configured) {
+      const rows = await generations(ca.profile);
+      if (rows.length === 0) {
+        all.push(ca);
+        continue;
+      }
+      for (const row of [...rows].reverse())
+        if (row.state === 'active' || row.state === 'deactivated')
+          all.push({
+            profile: ca.profile,
+            issuingCa: row.keyLabel,
+            certificate: row.certificate,
+            subject: rawSubject(row.certificate),
+          });
+    }
+    return all;
+  };
 
   const latest = async (issuingCa: string): Promise<Uint8Array | undefined> =>
     (await latestCrl(deps.db, issuingCa))?.der;
@@ -107,7 +138,8 @@ export function revocationService(deps: RevocationServiceDeps): RevocationServic
     async findCertificate(issuer, serial) {
       const issuerHex = Buffer.from(issuer).toString('hex');
       const serialHex = unsignedHex(serial);
-      for (const ca of cas) {
+      // Generations of one CA share its name: the serial tells which one issued it.
+      for (const ca of await issuingCas()) {
         if (!sameName(ca.subject, issuer, issuerHex)) continue;
         const row = await certificateRow(ca.issuingCa, serialHex);
         if (row) return { der: row.der, issuingCa: ca.issuingCa, profile: row.profile };
@@ -115,11 +147,18 @@ export function revocationService(deps: RevocationServiceDeps): RevocationServic
       return undefined;
     },
     latestCrl: latest,
-    issuingCaOfProfile: (profile) => cas.find((ca) => ca.profile === profile)?.issuingCa,
+    issuingCaOfProfile: (profile) => configured.find((ca) => ca.profile === profile)?.issuingCa,
+    async issuingCaOfGeneration(profile, generation) {
+      const rows = await generations(profile);
+      if (rows.length === 0 && generation === 1)
+        return configured.find((ca) => ca.profile === profile)?.issuingCa;
+      return rows.find((r) => r.generation === generation)?.keyLabel;
+    },
     async answerOcsp(der) {
       const parsed = parseOcspRequest(der);
       if (!parsed.ok) return ocspError('malformedRequest');
       try {
+        const cas = await issuingCas();
         const matched = parsed.requests.map((r) => cas.find((ca) => certIdNamesIssuer(r, ca.certificate)));
         // One response, one signature: the responder of the first CA we know signs; CertIDs of
         // another CA in the same request are 'unknown' (its responder answers for that CA only).

@@ -33,7 +33,11 @@ export async function handlePkiOperation(
   /** Told the ids of the request as they are learnt, for its log line (api/http/request-log.ts). */
   note: (ids: RequestFields) => void = () => {},
 ): Promise<PkiOperationReply> {
-  const decoded = await decodePkiMessage(body, { certificates: [ra.raCertificate], decrypter: ra.decrypter });
+  const view = await ra.current();
+  const decoded = await decodePkiMessage(body, {
+    certificates: view.raCertificates,
+    decrypter: ra.decrypter,
+  });
   if (!decoded.ok) {
     const error = decoded.error;
     if (error.reply === 'http-400') return { kind: 'http-error', status: 400, message: error.message };
@@ -126,7 +130,11 @@ export async function handlePkiOperation(
         digest: request.digest,
         content: {
           kind: 'certificates',
-          certificates: [Buffer.from(outcome.issued.certificate, 'base64'), ra.issuingCertificate],
+          // The CA that signed it (around a promotion, not necessarily the one GetCACert serves).
+          certificates: [
+            Buffer.from(outcome.issued.certificate, 'base64'),
+            (await ra.issuerOf?.(outcome.issued.issuingCa)) ?? view.issuingCertificate,
+          ],
         },
         recipientCertificate: request.signerCertificate,
         contentCipher: responseCipher(request.contentCipher),
@@ -198,9 +206,10 @@ function responseCipher(requestCipher: ContentCipher): ContentCipher {
 }
 
 async function certRep(ra: ProfileRa, rep: CertRep): Promise<PkiOperationReply> {
+  const view = await ra.current();
   const signer = {
-    certificate: ra.raCertificate,
-    chain: ra.raChain,
+    certificate: view.raCertificate,
+    chain: view.raChain,
     signer: ra.signer,
   };
   return {

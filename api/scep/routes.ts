@@ -54,15 +54,16 @@ async function handle(c: Context, deps: ScepDeps): Promise<Response> {
     case 'GetCACaps':
       return c.text(capabilitiesText({ nextCa: (await ra.nextIssuingCertificate?.()) !== undefined }));
     case 'GetCACert':
-      return binary(encodeCertsOnly(ra.caBundle), 'application/x-x509-ca-ra-cert');
+      return binary(encodeCertsOnly((await ra.current()).caBundle), 'application/x-x509-ca-ra-cert');
     case 'GetNextCACert': {
       // RFC 8894 4.7: the next CA certificate in a certs-only SignedData, itself signed by the RA.
       const next = await ra.nextIssuingCertificate?.();
       if (!next)
         return c.text(`profile ${profile.name} has no next CA certificate (no rollover prepared)`, 404);
+      const view = await ra.current();
       const signed = await encodeSignedCertsOnly([next], {
-        certificate: ra.raCertificate,
-        chain: ra.raChain,
+        certificate: view.raCertificate,
+        chain: view.raChain,
         signer: ra.signer,
       });
       return binary(signed, 'application/x-x509-next-ca-cert');

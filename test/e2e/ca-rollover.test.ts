@@ -1,14 +1,16 @@
 /**
- * CA rollover (RFC 8894 4.7): `scripts/ca-rollover.ts` prepares a profile's next issuing CA in the
- * HSM; GetCACaps then advertises GetNextCACert, and GetNextCACert answers the next CA certificate in
- * a certs-only PKCS#7 inside a SignedData signed by the RA. Judged by OpenSSL. A profile of this
- * file's own, so no other test file sees its rollover in the shared token.
+ * CA rollover (RFC 8894 4.7): the ceremony `scripts/ca-rollover.ts` prepares a profile's next issuing
+ * CA in the HSM and starts its rotation workflow with a promotion time; GetCACaps then advertises
+ * GetNextCACert, and GetNextCACert answers the next CA certificate in a certs-only PKCS#7 inside a
+ * SignedData signed by the RA. Judged by OpenSSL. A profile of this file's own, so no other test
+ * file sees its rollover in the shared token. (The whole rotation: test/e2e/ca-rotation.test.ts.)
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PROJECT_ROOT } from '../../config/load.js';
+import { caRotationStateQuery, caRotationWorkflowId } from '../../workflows/definitions.js';
 import { certificateText, certsFromPkcs7, openssl } from '../support/openssl.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { exec } from '../support/scep-clients.js';
@@ -48,13 +50,21 @@ const caps = async (name: string) =>
     .split('\n')
     .filter(Boolean);
 
+/** The promotion is far off: this file looks at the announcement only. */
+const PROMOTE_AT = new Date(Date.now() + 7 * 86_400_000).toISOString();
+const scriptEnv = () => ({
+  ...process.env,
+  TEMPORAL_ADDRESS: pipeline.temporalAddress,
+  TEMPORAL_NAMESPACE: pipeline.client.options.namespace,
+  DATABASE_URL: inject('stack').databaseUrl,
+});
 /** The operator's command, in its own process against the same token (as `npm run ca:rollover` runs it). */
 const rollover = () =>
-  exec(join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), ['scripts/ca-rollover.ts', '--profile', profile], {
-    cwd: PROJECT_ROOT,
-    env: process.env,
-    timeout: 60_000,
-  });
+  exec(
+    join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'),
+    ['scripts/ca-rollover.ts', '--profile', profile, '--promote-at', PROMOTE_AT],
+    { cwd: PROJECT_ROOT, env: scriptEnv(), timeout: 60_000 },
+  );
 
 describe('GetNextCACert', () => {
   let current: { ra: string; issuing: string; root: string };
@@ -69,22 +79,30 @@ describe('GetNextCACert', () => {
     expect(await next.text()).toMatch(/no next CA certificate/);
   });
 
-  it('the rollover command creates the next CA in the HSM, once', async () => {
+  it('the rollover command creates the next CA in the HSM and starts the rotation, once', async () => {
     const run = await rollover();
     expect(run.code, run.output).toBe(0);
     expect(run.output).toMatch(
-      /created: next issuing CA of profile "rollover" \("issuing-ca\/rollover\/next"\)/,
+      /prepared: next issuing CA of profile "rollover": generation 2 \("issuing-ca\/rollover\/g2"\)/,
     );
+    expect(run.output).toMatch(/rotation started: workflow ca\/rollover\/rotation/);
     const again = await rollover();
     expect(again.code, again.output).toBe(0);
-    expect(again.output).toMatch(/already prepared/);
+    expect(again.output).toMatch(/generation 2/);
+    expect(again.output).toMatch(/rotation already running/);
+    // The workflow announces it and waits for the promotion time.
+    const handle = pipeline.client.workflow.getHandle(caRotationWorkflowId(profile));
+    const deadline = Date.now() + 30_000;
+    let state = await handle.query(caRotationStateQuery);
+    while (state.state !== 'Announced' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      state = await handle.query(caRotationStateQuery);
+    }
+    expect(state).toMatchObject({ state: 'Announced', promoteAt: PROMOTE_AT, next: { generation: 2 } });
     const unknown = await exec(
       join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'),
       ['scripts/ca-rollover.ts', '--profile', 'nope'],
-      {
-        cwd: PROJECT_ROOT,
-        env: process.env,
-      },
+      { cwd: PROJECT_ROOT, env: scriptEnv() },
     );
     expect(unknown.code).toBe(2);
   });
@@ -167,7 +185,7 @@ describe('GetNextCACert', () => {
     };
     expect(await pubkey(next)).not.toBe(await pubkey(current.issuing));
 
-    // GetCACert still serves the current CA: promotion is a separate step.
+    // GetCACert still serves the current CA until the promotion time.
     const still = await fetch(`${scep()}?operation=GetCACert`);
     const [, issuingNow] = await certsFromPkcs7(new Uint8Array(await still.arrayBuffer()), work);
     expect(issuingNow).toBe(current.issuing);

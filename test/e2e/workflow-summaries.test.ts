@@ -159,6 +159,7 @@ describe('enrollment workflows in the Web UI list', () => {
       'Awaiting approval',
       'Refused, newest first',
       'Renewal overdue',
+      'CA rotations under way',
     ]);
     for (const view of views) {
       const found: string[] = [];

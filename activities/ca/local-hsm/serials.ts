@@ -25,6 +25,15 @@ export function drawSerialHex(random: RandomSource = randomBytes): string {
   return bytes.toString('hex');
 }
 
+/** The CA under which this enrollment reserved its serial, if it did. */
+export async function reservedIssuingCa(db: Database, enrollmentId: string): Promise<string | undefined> {
+  const [row] = await db
+    .select({ issuingCa: serials.issuingCa })
+    .from(serials)
+    .where(eq(serials.enrollmentId, enrollmentId));
+  return row?.issuingCa;
+}
+
 /**
  * The serial reserved for this enrollment under this CA, drawing and recording a new one the first
  * time. Validity is refreshed on each attempt: a certificate is only ever handed out by the attempt
