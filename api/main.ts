@@ -1,5 +1,5 @@
-import { startKeyInventory } from '../activities/keys/recorder.js';
 import { generationReader } from '../activities/ca/local-hsm/generations.js';
+import { startKeyInventory } from '../activities/keys/recorder.js';
 import { startupConfig } from '../config/startup.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { componentLogger } from '../runtime/log.js';

@@ -1,8 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import type { Worker } from '@temporalio/worker';
-import { type KeyInventoryRecorder, startKeyInventory } from '../activities/keys/recorder.js';
 import { generationReader } from '../activities/ca/local-hsm/generations.js';
+import { type KeyInventoryRecorder, startKeyInventory } from '../activities/keys/recorder.js';
 import { EnrollmentGateway } from '../api/enrollment-gateway.js';
 import { operatorCertificateVerifier } from '../api/operator/certificate-auth.js';
 import { loadRegistrationAuthorities, type ProfileRa } from '../api/ra.js';
