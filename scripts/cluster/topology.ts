@@ -330,6 +330,8 @@ export function roleEnv(
         OPERATOR_HOST: '127.0.0.1',
         OPERATOR_PORT: String(settings.ports.operatorApi[replica]),
         OPERATOR_TOKEN: secrets.operatorToken,
+        // The console links each enrollment and device to its workflow in the cluster's Web UI.
+        ...(settings.ui ? { TEMPORAL_UI_URL: `http://127.0.0.1:${settings.ports.ui}` } : {}),
       };
     }
     case 'worker-pki':
