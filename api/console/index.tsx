@@ -145,6 +145,18 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
     );
   });
 
+  app.post('/console/keys/compromised', async (c) => {
+    const form = await c.req.parseBody();
+    const label = String(form.label ?? '');
+    const answer = await api(c, 'POST', '/operator/keys/compromised', {
+      token: String(form.token ?? ''),
+      label,
+      by: c.get('operatorName'),
+      note: String(form.note ?? '').trim(),
+    });
+    return afterAction(c, answer, `${label} marked compromised`, '/console/keys');
+  });
+
   app.get('/console/keys', async (c) => {
     const inventory = await api<{ observedAt: string | null; keys: InventoryKey[] }>(
       c,

@@ -54,12 +54,14 @@ export const deviceSearchQuery = z
   })
   .strict();
 
-export const compromisedKeyBody = z.object({
-  token: z.string().trim().min(1).max(128),
-  label: z.string().trim().min(1).max(256),
-  by: by.optional(),
-  note: note.optional(),
-});
+export const compromisedKeyBody = z
+  .object({
+    token: z.string().trim().min(1).max(128),
+    label: z.string().trim().min(1).max(256),
+    by: by.optional(),
+    note: note.optional(),
+  })
+  .strict();
 export const rotationBody = z
   .object({
     promoteAt: z.iso.datetime({ offset: true, error: 'promoteAt must be an ISO 8601 date-time' }),

@@ -329,6 +329,20 @@ describe('the operator console in a browser', () => {
     expect(await row.count()).toBe(1);
     expect(await row.getAttribute('data-state')).toBe('active');
     await shot('keys');
+
+    // An operator's finding: a key of its own in the CA token, marked compromised from the page.
+    const ca = pipeline.tokens.get('ca');
+    await ca.generateKeyPair('console-suspect-key', 'ec-p256', 'signing');
+    await pipeline.keyInventory.refresh();
+    await page.reload();
+    const suspect = page.locator(
+      `[data-testid=keys] tr[data-token="${ca.tokenLabel}"][data-label="console-suspect-key"]`,
+    );
+    expect(await suspect.getAttribute('data-state')).toBe('active');
+    await suspect.locator('input[name=note]').fill('found on a stolen laptop');
+    await suspect.locator('button', { hasText: 'Mark compromised' }).click();
+    expect(await page.textContent('[role=status]')).toContain('console-suspect-key marked compromised');
+    expect(await suspect.getAttribute('data-state')).toBe('compromised');
   });
 
   it('refuses a form posted from another site, and a console page without a session', async () => {

@@ -23,6 +23,7 @@ export const KeysPage: FC<{ observedAt: string | null; keys: InventoryKey[] }> =
           <th>Expires</th>
           <th>Signatures</th>
           <th>Observed</th>
+          <th>Compromised?</th>
         </tr>
         {keys.map((k) => (
           <tr data-token={k.token} data-label={k.label} data-state={k.state}>
@@ -36,6 +37,18 @@ export const KeysPage: FC<{ observedAt: string | null; keys: InventoryKey[] }> =
             <td>{k.notAfter?.slice(0, 10) ?? ''}</td>
             <td>{k.signatures}</td>
             <td>{k.observedAt}</td>
+            <td>
+              {k.state === 'compromised' || k.state === 'destroyed' ? (
+                ''
+              ) : (
+                <form method="post" action="/console/keys/compromised" class="inline">
+                  <input type="hidden" name="token" value={k.token} />
+                  <input type="hidden" name="label" value={k.label} />
+                  <input name="note" placeholder="why" maxlength={500} required />
+                  <button type="submit">Mark compromised</button>
+                </form>
+              )}
+            </td>
           </tr>
         ))}
       </table>
