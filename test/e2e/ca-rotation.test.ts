@@ -122,6 +122,25 @@ async function issuingCaOf(certificatePem: string): Promise<string> {
   return row!.issuingCa;
 }
 
+/**
+ * certmonger enrolls a new device and renews it at once: both certificates verify against the
+ * chain GetCACert serves now, and both come from `issuingCa`.
+ */
+async function certmongerEnrollsAndRenews(cn: string, issuingCa: string) {
+  const cm = await certmongerEnrollAndRenew({
+    url: scep(),
+    cn,
+    challenge: CHALLENGE,
+    resubmitChallenge: 'not-the-challenge',
+  });
+  expect(cm.renewedState, cm.log).toBe('MONITORING');
+  for (const pem of [cm.firstCertificatePem!, cm.renewedCertificatePem!]) {
+    await expectVerifiesNow(pem);
+    expect(await issuingCaOf(pem)).toBe(issuingCa);
+  }
+  return cm;
+}
+
 const rotation = () => pipeline.client.workflow.getHandle(workflowId);
 async function waitForState(
   states: CaRotationStatus['state'][],
@@ -178,17 +197,7 @@ describe('issuing-CA rotation', () => {
     await expectVerifiesNow(first.certificatePem!);
     expect(await issuingCaOf(first.certificatePem!)).toBe(OLD_LABEL);
 
-    const cm = await certmongerEnrollAndRenew({
-      url: scep(),
-      cn: 'rot-certmonger-before',
-      challenge: CHALLENGE,
-      resubmitChallenge: 'not-the-challenge',
-    });
-    expect(cm.renewedState, cm.log).toBe('MONITORING');
-    for (const pem of [cm.firstCertificatePem!, cm.renewedCertificatePem!]) {
-      await expectVerifiesNow(pem);
-      expect(await issuingCaOf(pem)).toBe(OLD_LABEL);
-    }
+    await certmongerEnrollsAndRenews('rot-certmonger-before', OLD_LABEL);
   });
 
   it("a forged start cannot get a device's key certified as the RA: refused before any key is made", async () => {
@@ -311,17 +320,7 @@ describe('issuing-CA rotation', () => {
     expect(renewed.code, renewed.output).toBe(0);
     await expectVerifiesNow(renewed.certificatePem!);
     expect(await issuingCaOf(renewed.certificatePem!)).toBe(OLD_LABEL);
-    const cm = await certmongerEnrollAndRenew({
-      url: scep(),
-      cn: 'rot-certmonger-during',
-      challenge: CHALLENGE,
-      resubmitChallenge: 'not-the-challenge',
-    });
-    expect(cm.renewedState, cm.log).toBe('MONITORING');
-    for (const pem of [cm.firstCertificatePem!, cm.renewedCertificatePem!]) {
-      await expectVerifiesNow(pem);
-      expect(await issuingCaOf(pem)).toBe(OLD_LABEL);
-    }
+    const cm = await certmongerEnrollsAndRenews('rot-certmonger-during', OLD_LABEL);
     oldCertificateToRevoke = cm.renewedCertificatePem!;
     // The clients ran before the promotion time (else this test proves nothing about "during").
     expect((await rotation().query(caRotationStateQuery)).state).toBe('Announced');
@@ -359,17 +358,7 @@ describe('issuing-CA rotation', () => {
     ]);
     expect(wrong.code).not.toBe(0);
 
-    const cm = await certmongerEnrollAndRenew({
-      url: scep(),
-      cn: 'rot-certmonger-after',
-      challenge: CHALLENGE,
-      resubmitChallenge: 'not-the-challenge',
-    });
-    expect(cm.renewedState, cm.log).toBe('MONITORING');
-    for (const pem of [cm.firstCertificatePem!, cm.renewedCertificatePem!]) {
-      await expectVerifiesNow(pem);
-      expect(await issuingCaOf(pem)).toBe(NEW_LABEL);
-    }
+    await certmongerEnrollsAndRenews('rot-certmonger-after', NEW_LABEL);
     // The new CA answers OCSP (its responder certificate was made while it was announced).
     const newCa = after.cas[0]!;
     expect(newCa).not.toBe(before.issuing);

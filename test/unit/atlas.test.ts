@@ -41,17 +41,7 @@ beforeAll(async () => {
   handle = await openDatabase({ url: databaseUrl, pgliteDir: '' });
   fake = await startFakeAtlas({ apiKey: ENV.ATLAS_API_KEY, apiSecret: ENV.ATLAS_API_SECRET });
   dir = mkdtempSync(join(tmpdir(), 'atlas-test-'));
-  cfg = {
-    type: 'globalsign-atlas',
-    baseUrl: fake.baseUrl,
-    apiKeyEnv: 'ATLAS_API_KEY',
-    apiSecretEnv: 'ATLAS_API_SECRET',
-    clientCertFile: fake.files.clientCert,
-    clientKeyFile: fake.files.clientKey,
-    serverCaFile: fake.files.serverCa,
-    pollIntervalMs: 100,
-    timeoutMs: 5000,
-  };
+  cfg = { ...fake.caConfig(), pollIntervalMs: 100, timeoutMs: 5000 } as AtlasConfig;
   // Through the schema, so defaults added to profiles later are filled in here too.
   profile = pkiConfigSchema.parse({
     rootCa: { keyLabel: 'root', keyAlgorithm: 'ec-p256', subject: [['CN', 'unused']], validityDays: 1 },
