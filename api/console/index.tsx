@@ -16,6 +16,7 @@ import type { DailyReport } from '../../activities/reports/report.js';
 import type { PkiConfig } from '../../config/profile-types.js';
 import { OPERATOR_REVOCATION_REASONS } from '../../workflows/definitions.js';
 import type { OperatorAuthOptions, OperatorEnv } from '../http/auth.js';
+import { rateLimit } from '../http/rate-limit.js';
 import { type ApiAnswer, operatorApiClient } from './operator-api.js';
 import { DevicePage, type DeviceRow, DeviceSearchPage, type DeviceView } from './pages/devices.js';
 import { KeysPage } from './pages/keys.js';
@@ -49,6 +50,8 @@ export function consoleRoutes(deps: ConsoleDeps): Hono<ConsoleEnv> {
   app.use('/console/*', csrf());
   app.use('/console', csrf());
 
+  // Each guess at the operator token costs the guesser: a login form needs no credential to reach.
+  app.post('/console/login', rateLimit('login'));
   app.get('/console/login', (c) => html(c, <LoginPage next={safeNext(c.req.query('next'))} />));
   app.post('/console/login', async (c) => {
     const form = await c.req.parseBody();

@@ -11,10 +11,16 @@ export type ApiAnswer<T> =
   | { ok: true; status: number; body: T }
   | { ok: false; status: number; error: string };
 
+/** The operator the console authenticated, and their request (its address counts for rate limits). */
+function onBehalfOf(c: Context<ConsoleEnv>): InProcessCall {
+  const incoming = (c.env as { incoming?: InProcessCall['incoming'] } | undefined)?.incoming;
+  return { consoleOperator: c.get('operator'), ...(incoming ? { incoming } : {}) };
+}
+
 export function operatorApiClient(api: Hono<OperatorEnv>) {
   /** The API's own answer, for what the console hands over as it is (a CSV download). */
   const forward = (c: Context<ConsoleEnv>, path: string): Promise<Response> => {
-    const env: InProcessCall = { consoleOperator: c.get('operator') };
+    const env = onBehalfOf(c);
     return Promise.resolve(api.request(path, { method: 'GET' }, env));
   };
   const call = async function call<T>(
@@ -23,7 +29,7 @@ export function operatorApiClient(api: Hono<OperatorEnv>) {
     path: string,
     body?: Record<string, unknown>,
   ): Promise<ApiAnswer<T>> {
-    const env: InProcessCall = { consoleOperator: c.get('operator') };
+    const env = onBehalfOf(c);
     const res = await api.request(
       path,
       {

@@ -10,11 +10,11 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { sign, verify } from 'hono/jwt';
 import {
-  bearerMatches,
   certificateOperator,
   type Operator,
   type OperatorAuthOptions,
   operatorAuthMode,
+  sameSecret,
 } from '../http/auth.js';
 
 const COOKIE = 'pki_console';
@@ -23,11 +23,9 @@ const SESSION_SECONDS = 8 * 3600;
 /** The console's request variables: the operator, and the name their actions are recorded under. */
 export type ConsoleEnv = { Variables: { operator: Operator; operatorName: string } };
 
-export type LoginResult = { ok: true } | { ok: false; status: 401 | 403 | 503; error: string };
+type LoginResult = { ok: true } | { ok: false; status: 401 | 403 | 503; error: string };
 
-export interface SessionOptions extends OperatorAuthOptions {}
-
-export function consoleSessions(opts: SessionOptions) {
+export function consoleSessions(opts: OperatorAuthOptions) {
   const env = () => opts.env ?? process.env;
   const key = (): string | undefined => {
     const token = env().OPERATOR_TOKEN;
@@ -43,7 +41,8 @@ export function consoleSessions(opts: SessionOptions) {
       c.set('operatorName', byCertificate.name ?? 'certificate');
       return next();
     }
-    const name = await sessionName(c);
+    // With certificates required, a session minted before the switch no longer counts.
+    const name = operatorAuthMode(env()) === 'client-certificate' ? undefined : await sessionName(c);
     if (name === undefined) {
       const back = c.req.method === 'GET' ? c.req.path + new URL(c.req.url).search : '/console';
       return c.redirect(`/console/login?next=${encodeURIComponent(back)}`, 303);
@@ -72,8 +71,7 @@ export function consoleSessions(opts: SessionOptions) {
     const secret = key();
     const expected = env().OPERATOR_TOKEN;
     if (!secret || !expected) return { ok: false, status: 503, error: 'OPERATOR_TOKEN is not set' };
-    if (!bearerMatches(`Bearer ${form.token}`, expected))
-      return { ok: false, status: 401, error: 'wrong operator token' };
+    if (!sameSecret(form.token, expected)) return { ok: false, status: 401, error: 'wrong operator token' };
     const now = Math.floor(Date.now() / 1000);
     const jwt = await sign({ sub: form.name, iat: now, exp: now + SESSION_SECONDS }, secret, 'HS256');
     setCookie(c, COOKIE, jwt, {

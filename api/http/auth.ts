@@ -83,6 +83,11 @@ export function operatorAuth(opts: OperatorAuthOptions = {}): MiddlewareHandler<
  */
 export interface InProcessCall {
   consoleOperator: Operator;
+  /**
+   * The operator's own request (Node's), so the API's rate limit counts the call against that
+   * operator's address, not against one bucket shared by every console user.
+   */
+  incoming?: IncomingMessage;
 }
 
 /**

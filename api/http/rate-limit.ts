@@ -9,7 +9,7 @@ export interface RateLimitSettings {
 }
 
 /** The surfaces that are limited separately: a flood of one never starves another. */
-export type RateLimitedSurface = 'scep' | 'ocsp' | 'operator' | 'mdm';
+export type RateLimitedSurface = 'scep' | 'ocsp' | 'operator' | 'mdm' | 'login';
 
 const DEFAULTS: Record<RateLimitedSurface, RateLimitSettings> = {
   scep: { perMinute: 120, burst: 30 },
@@ -17,12 +17,15 @@ const DEFAULTS: Record<RateLimitedSurface, RateLimitSettings> = {
   ocsp: { perMinute: 1200, burst: 200 },
   operator: { perMinute: 300, burst: 60 },
   mdm: { perMinute: 600, burst: 120 },
+  // The console's login form checks the operator token: guesses are what it must slow down.
+  login: { perMinute: 10, burst: 10 },
 };
 
 /**
  * From <SURFACE>_RATE_PER_MINUTE (0 = off) and <SURFACE>_RATE_BURST, e.g. SCEP_RATE_PER_MINUTE
  * (default 120, burst 30), OCSP_RATE_PER_MINUTE (1200, 200), OPERATOR_RATE_PER_MINUTE (300, 60),
- * MDM_RATE_PER_MINUTE (600, 120: MDM webhooks and Jamf).
+ * MDM_RATE_PER_MINUTE (600, 120: MDM webhooks and Jamf), LOGIN_RATE_PER_MINUTE (10, 10: the
+ * console's login form).
  */
 export function rateLimitFromEnv(
   surface: RateLimitedSurface = 'scep',

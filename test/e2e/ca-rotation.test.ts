@@ -123,6 +123,23 @@ async function issuingCaOf(certificatePem: string): Promise<string> {
 }
 
 /**
+ * scepclient, in the directory of its first run, renews its certificate (RenewalReq signed by it, no challenge): the renewal verifies
+ * against the chain GetCACert serves now and comes from `issuingCa`.
+ */
+async function scepclientRenews(dir: string, issuingCa: string) {
+  const renewed = await scepclientEnroll({
+    url: scep(),
+    challenge: 'not-the-challenge',
+    cn: 'rot-scepclient',
+    dir,
+  });
+  expect(renewed.code, renewed.output).toBe(0);
+  await expectVerifiesNow(renewed.certificatePem!);
+  expect(await issuingCaOf(renewed.certificatePem!)).toBe(issuingCa);
+  return renewed;
+}
+
+/**
  * certmonger enrolls a new device and renews it at once: both certificates verify against the
  * chain GetCACert serves now, and both come from `issuingCa`.
  */
@@ -311,15 +328,7 @@ describe('issuing-CA rotation', () => {
 
     // During the announcement: GetCACert unchanged, enrollments and renewals still from the old CA.
     expect(await chainNow()).toEqual({ ra: before.ra, cas: expect.arrayContaining([before.issuing]) });
-    const renewed = await scepclientEnroll({
-      url: scep(),
-      challenge: 'not-the-challenge',
-      cn: 'rot-scepclient',
-      dir: scepclientDir,
-    });
-    expect(renewed.code, renewed.output).toBe(0);
-    await expectVerifiesNow(renewed.certificatePem!);
-    expect(await issuingCaOf(renewed.certificatePem!)).toBe(OLD_LABEL);
+    await scepclientRenews(scepclientDir, OLD_LABEL);
     const cm = await certmongerEnrollsAndRenews('rot-certmonger-during', OLD_LABEL);
     oldCertificateToRevoke = cm.renewedCertificatePem!;
     // The clients ran before the promotion time (else this test proves nothing about "during").
@@ -336,15 +345,7 @@ describe('issuing-CA rotation', () => {
     expect(after.cas).toContain(before.issuing);
 
     // scepclient renews its old-CA certificate (no challenge): issued by the new CA.
-    const renewed = await scepclientEnroll({
-      url: scep(),
-      challenge: 'not-the-challenge',
-      cn: 'rot-scepclient',
-      dir: scepclientDir,
-    });
-    expect(renewed.code, renewed.output).toBe(0);
-    await expectVerifiesNow(renewed.certificatePem!);
-    expect(await issuingCaOf(renewed.certificatePem!)).toBe(NEW_LABEL);
+    const renewed = await scepclientRenews(scepclientDir, NEW_LABEL);
     // Its CRL distribution point is the new generation's own.
     expect(await certificateText(renewed.certificatePem!, work)).toMatch(/\/crl\/rotate\/2\.crl/);
     // And it does not chain to the old CA.

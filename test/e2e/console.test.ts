@@ -365,5 +365,71 @@ describe('the operator console in a browser', () => {
     const anonymous = await fetch(`${pipeline.operatorUrl}/console/devices`, { redirect: 'manual' });
     expect(anonymous.status).toBe(303);
     expect(anonymous.headers.get('location')).toBe('/console/login?next=%2Fconsole%2Fdevices');
+
+    // A session token forged with a guessed key (the JWT's shape is public): not a session.
+    const [header, payload] = session!.value.split('.');
+    const forgedSession = `${header}.${payload}.${Buffer.alloc(32, 7).toString('base64url')}`;
+    const withForged = await fetch(`${pipeline.operatorUrl}/console/devices`, {
+      headers: { cookie: `pki_console=${forgedSession}` },
+      redirect: 'manual',
+    });
+    expect(withForged.status).toBe(303);
+    expect(withForged.headers.get('location')).toMatch(/^\/console\/login/);
+
+    // A phishing link that logs the operator in and sends them elsewhere: the console stays home.
+    const login = await fetch(`${pipeline.operatorUrl}/console/login`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: new URL(pipeline.operatorUrl).origin,
+      },
+      body: new URLSearchParams({ name: 'alice', token: OPERATOR_TOKEN, next: '//attacker.example/x' }),
+      redirect: 'manual',
+    });
+    expect(login.status).toBe(303);
+    expect(login.headers.get('location')).toBe('/console');
+  });
+
+  it('a session stops counting once operators must present certificates', async () => {
+    const cookie = (await context.cookies(`${pipeline.operatorUrl}/console`)).find(
+      (c) => c.name === 'pki_console',
+    )!;
+    const page = () =>
+      fetch(`${pipeline.operatorUrl}/console/devices`, {
+        headers: { cookie: `pki_console=${cookie.value}` },
+        redirect: 'manual',
+      });
+    expect((await page()).status).toBe(200);
+    process.env.OPERATOR_AUTH = 'client-certificate';
+    try {
+      const refused = await page();
+      expect(refused.status).toBe(303);
+      expect(refused.headers.get('location')).toMatch(/^\/console\/login/);
+    } finally {
+      delete process.env.OPERATOR_AUTH;
+    }
+  });
+
+  it('guessing the operator token at the login form is slowed to 10 tries a minute', async () => {
+    // Run last: this client's login budget is spent afterwards.
+    const guess = () =>
+      fetch(`${pipeline.operatorUrl}/console/login`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          origin: new URL(pipeline.operatorUrl).origin,
+        },
+        body: new URLSearchParams({ name: 'mallory', token: `guess-${Math.random()}`, next: '/console' }),
+        redirect: 'manual',
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await guess()).status);
+    // Earlier logins of this file spent some of the burst: the guesses are refused (401) until the
+    // budget is gone, then rate limited (429), and stay so.
+    expect(statuses).toContain(401);
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.slice(statuses.indexOf(429))).toEqual(
+      statuses.slice(statuses.indexOf(429)).map(() => 429),
+    );
   });
 });

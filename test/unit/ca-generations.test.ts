@@ -9,9 +9,7 @@ import {
   isGenerationOf,
 } from '../../activities/ca/local-hsm/generations.js';
 import { crlUrl } from '../../activities/ca/local-hsm/index.js';
-import type { OperatorDeps } from '../../api/operator/devices.js';
-import { operatorRoutes } from '../../api/operator/index.js';
-import { loadPkiConfig } from '../../config/load.js';
+import { offlineOperatorApp } from '../support/operator-app.js';
 
 describe('CA generation labels', () => {
   it('generation 1 is the configured label; later ones live beside it', () => {
@@ -38,12 +36,7 @@ describe('CA generation labels', () => {
 
 describe('POST /operator/cas/:profile/rotation refuses bad input', () => {
   const TOKEN = 'rotation-unit-token';
-  const app = operatorRoutes({
-    config: loadPkiConfig(),
-    db: undefined as unknown as OperatorDeps['db'],
-    temporal: undefined as unknown as OperatorDeps['temporal'],
-    env: { OPERATOR_TOKEN: TOKEN },
-  });
+  const app = offlineOperatorApp(TOKEN);
   const post = (profile: string, body: string) =>
     app.request(`/operator/cas/${profile}/rotation`, {
       method: 'POST',

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { OperatorDeps } from '../../api/operator/devices.js';
-import { operatorRoutes } from '../../api/operator/index.js';
-import { loadPkiConfig } from '../../config/load.js';
+import { offlineOperatorApp } from '../support/operator-app.js';
 
 /**
  * GET /operator/openapi.json describes exactly the routes the operator app registers: a route added
@@ -10,12 +8,7 @@ import { loadPkiConfig } from '../../config/load.js';
  * database, so the app is built without them.
  */
 const TOKEN = 'openapi-test-token';
-const app = operatorRoutes({
-  config: loadPkiConfig(),
-  db: undefined as unknown as OperatorDeps['db'],
-  temporal: undefined as unknown as OperatorDeps['temporal'],
-  env: { OPERATOR_TOKEN: TOKEN },
-});
+const app = offlineOperatorApp(TOKEN);
 
 type Document = {
   openapi: string;
@@ -115,5 +108,17 @@ describe('the operator API OpenAPI document', () => {
       required: true,
       schema: { enum: ['escalated', 'awaiting-approval', 'failed'] },
     });
+  });
+});
+
+describe('POST /operator/keys/compromised takes only what it documents', () => {
+  it('refuses a field it does not know (a typo must not pass as a finding)', async () => {
+    const response = await app.request('/operator/keys/compromised', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 't', label: 'k', reason: 'stolen' }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: string }).error).toMatch(/reason/);
   });
 });
