@@ -14,6 +14,8 @@
  * copies of the public certificates in the RA token (the API serves chains from there). Idempotent:
  * a key or certificate that exists is kept, so an interrupted ceremony is finished by running it again.
  */
+
+import { isGenerationOf } from '../activities/ca/local-hsm/generations.js';
 import type { PkiConfig } from '../config/profile-types.js';
 import { buildCertificate, certificateInfo, rawSubject } from '../pki/x509/certificate.js';
 import { encodeName } from '../pki/x509/name.js';
@@ -72,14 +74,21 @@ export interface RotationResult {
   steps: RotationStep[];
 }
 
-/** The labels of the issuing CA keys a root certifies: each local-hsm profile's, and its next CA if prepared. */
+/**
+ * The labels of the issuing CA keys a root certifies: every generation of each local-hsm profile's
+ * CA the CA token still holds and may sign with (issuing-CA rotation: `<keyLabel>/g<n>`; a retired
+ * generation has lost CKA_SIGN or is gone).
+ */
 async function issuingCaLabels(tokens: TokenSet, config: PkiConfig): Promise<string[]> {
+  const keys = await tokens.get('ca').listKeys();
   const labels: string[] = [];
   for (const profile of config.profiles) {
     if (profile.ca.type !== 'local-hsm') continue;
-    const label = issuingCertificateLabel(profile);
-    labels.push(label);
-    if (await tokens.get('ca').certificate(`${label}/next`)) labels.push(`${label}/next`);
+    const base = issuingCertificateLabel(profile);
+    labels.push(base);
+    for (const key of keys)
+      if (key.label !== base && isGenerationOf(base, key.label) && key.usages.includes('sign'))
+        labels.push(key.label);
   }
   return labels;
 }

@@ -47,7 +47,7 @@ export async function recordKeyInventory(
         algorithm: key.algorithm,
         usages: key.usages,
         createdAt: key.startDate ?? now,
-        state: keyState(key, notAfter, now, false),
+        state: keyState(key, notAfter, now),
         certificateDer: key.certificate ?? null,
         notAfter: notAfter ?? null,
         firstSeenAt: now,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPkiConfig, PROJECT_ROOT } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
-import { ensurePkiHierarchy } from '../../hsm/provision.js';
+import { createIssuingCaGeneration, ensurePkiHierarchy } from '../../hsm/provision.js';
 import { crossCertificateLabel, nextRootLabel, rotateRoot } from '../../hsm/root-rotation.js';
 import type { HsmToken } from '../../hsm/token.js';
 import { fromPem, toPem } from '../../pki/pem.js';
@@ -72,6 +72,8 @@ beforeAll(async () => {
   const full = loadPkiConfig({ PKI_CONFIG: join(PROJECT_ROOT, 'test', 'support', 'test-pki.json') });
   config = { ...full, profiles: full.profiles.filter((p) => p.name === 'devices' || p.name === 'operators') };
   await ensurePkiHierarchy(throwaway.tokens, config);
+  // A CA rotation already gave `devices` a second generation: the new root must certify it too.
+  await createIssuingCaGeneration(throwaway.tokens, config, 'devices', 'issuing-ca/devices/g2');
 });
 afterAll(async () => {
   await throwaway?.close();
@@ -90,6 +92,7 @@ describe('root rotation ceremony', () => {
       ['cross-certificate', 'root-ca/2/signed-by/root-ca', 'planned'],
       ['cross-certificate', 'root-ca/signed-by/root-ca/2', 'planned'],
       ['issuing-certificate', 'issuing-ca/devices/signed-by/root-ca/2', 'planned'],
+      ['issuing-certificate', 'issuing-ca/devices/g2/signed-by/root-ca/2', 'planned'],
       ['issuing-certificate', 'issuing-ca/operators/signed-by/root-ca/2', 'planned'],
     ]);
     expect(await token.publicKey(newRoot)).toBeUndefined();

@@ -8,7 +8,6 @@
  * signed each certificate.
  */
 import { asc, eq } from 'drizzle-orm';
-import type { Profile } from '../../../config/profile-types.js';
 import type { Database } from '../../../db/client.js';
 import { type CaGenerationState, caGenerations } from '../../../db/schema.js';
 
@@ -31,9 +30,14 @@ export function generationKeyLabel(baseLabel: string, generation: number): strin
   return generation === 1 ? baseLabel : `${baseLabel}/g${generation}`;
 }
 
+const GENERATION_NUMBER = /^[1-9][0-9]*$/;
+
 /** Whether `issuingCa` (a key label) is a generation of the CA configured as `baseLabel`. */
 export function isGenerationOf(baseLabel: string, issuingCa: string): boolean {
-  return issuingCa === baseLabel || new RegExp(`^${escapeRegExp(baseLabel)}/g[1-9][0-9]*$`).test(issuingCa);
+  if (issuingCa === baseLabel) return true;
+  // Checked on every CA lookup: no regular expression built per call.
+  const prefix = `${baseLabel}/g`;
+  return issuingCa.startsWith(prefix) && GENERATION_NUMBER.test(issuingCa.slice(prefix.length));
 }
 
 /** The configured label a generation label belongs to (its OCSP responder key is that CA's). */
@@ -78,13 +82,3 @@ export function generationReader(db: Database, ttlMs = 1000, now: () => number =
 }
 
 export type GenerationReader = ReturnType<typeof generationReader>;
-
-/** The key label a local-hsm profile signs with now. */
-export async function issuingKeyLabel(read: GenerationReader, profile: Profile): Promise<string> {
-  if (profile.ca.type !== 'local-hsm') throw new Error(`profile ${profile.name} has no local CA`);
-  return issuingGeneration(await read(profile.name))?.keyLabel ?? profile.ca.keyLabel;
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
