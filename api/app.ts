@@ -8,6 +8,7 @@ import type { Client } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import { type Env, Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import type { GenerationReader } from '../activities/ca/local-hsm/generations.js';
 import type { Database } from '../db/client.js';
 import { healthRoutes, type Readiness } from '../runtime/readiness.js';
 import { consoleRoutes } from './console/index.js';
@@ -33,6 +34,8 @@ export interface AppDeps extends ScepDeps {
   codec: PayloadCodec;
   /** Checks an operator's client certificate (api/operator/certificate-auth.ts). */
   operatorCertificate?: OperatorAuthOptions['certificate'];
+  /** The profiles' CA generations (issuing-CA rotation), shared with the RAs' view. */
+  generations?: GenerationReader;
   /** What /readyz reports (api/health.ts); without it the process is ready once it listens. */
   readiness?: Readiness;
 }

@@ -43,10 +43,13 @@ if (responders.needCertificate.length > 0) await requestRevocationRefresh(client
 // The RA and data tokens' keys in the inventory (the CA token is listed by its pki-hsm worker).
 const keyInventory = await startKeyInventory({ db: database.db, tokens, config });
 const readiness = new Readiness(dependencyChecks({ temporal: client, db: database.db, tokens }));
+// One view of the CA generations for SCEP and for CRL/OCSP: they agree on the current CA.
+const generations = generationReader(database.db);
 const server = await startApiServer(
   {
     config,
-    ras: await loadRegistrationAuthorities(ra, config, generationReader(database.db)),
+    ras: await loadRegistrationAuthorities(ra, config, generations),
+    generations,
     gateway: new EnrollmentGateway(client),
     temporal: client,
     maxBodyBytes: MAX_SCEP_BODY_BYTES,

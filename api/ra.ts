@@ -71,6 +71,7 @@ export async function loadRegistrationAuthorities(
         raCertificates: [chain.ra],
       };
       const rotates = profile.ca.type === 'local-hsm' && generations !== undefined;
+      const views = new WeakMap<CaGeneration[], RaView>();
       return [
         profile.name,
         {
@@ -80,7 +81,17 @@ export async function loadRegistrationAuthorities(
           signer,
           decrypter,
           current: rotates
-            ? async () => viewOf(await generations(profile.name), configured, chain.root)
+            ? async () => {
+                // Built once per read of the generations (the reader caches it for a second):
+                // not again for every SCEP message of that second.
+                const rows = await generations(profile.name);
+                let view = views.get(rows);
+                if (!view) {
+                  view = viewOf(rows, configured, chain.root);
+                  views.set(rows, view);
+                }
+                return view;
+              }
             : async () => configured,
           ...(rotates
             ? {

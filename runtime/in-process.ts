@@ -99,11 +99,14 @@ export async function startInProcess(opts: {
   // The API's responder keys first: a CA worker starting next certifies them at once.
   await registerOcspResponders(ra, opts.database.db, opts.config);
   for (const queue of opts.queues ?? QUEUES) await startQueue(queue);
-  const ras = await loadRegistrationAuthorities(ra, opts.config, generationReader(opts.database.db));
+  // One view of the CA generations for SCEP and for CRL/OCSP: they agree on the current CA.
+  const generations = generationReader(opts.database.db);
+  const ras = await loadRegistrationAuthorities(ra, opts.config, generations);
   const api = await startApiServer(
     {
       config: opts.config,
       ras,
+      generations,
       gateway: new EnrollmentGateway(opts.client),
       temporal: opts.client,
       maxBodyBytes: MAX_SCEP_BODY_BYTES,

@@ -53,7 +53,7 @@ describe('certificate serial numbers', () => {
     expect(row?.serialHex).toBe(second.serialHex);
     // The same enrollment again (a retried activity) keeps its serial: the TBS it signs is the same.
     const again = await reserveSerial(handle.db, { issuingCa, enrollmentId, ...validity });
-    expect(again).toEqual({ serialHex: second.serialHex, redraws: 0 });
+    expect(again).toEqual({ serialHex: second.serialHex, redraws: 0, issuingCa });
   });
 
   it('reserves 300 serials concurrently without a clash left unnoticed', async () => {

@@ -14,7 +14,7 @@ import type { CaAdapter } from '../adapter.js';
 import { latestCrlLists, publishCrl } from './crl.js';
 import { type GenerationReader, generationReader, isGenerationOf, issuingGeneration } from './generations.js';
 import { certifyOcspResponder } from './ocsp-responder.js';
-import { type RandomSource, reservedIssuingCa, reserveSerial } from './serials.js';
+import { type RandomSource, reserveSerial } from './serials.js';
 
 export interface LocalHsmDeps {
   token: HsmToken;
@@ -67,24 +67,24 @@ export function localHsmAdapter(deps: LocalHsmDeps, profile: Profile, ca: LocalC
 
     async issue(request) {
       const rows = await generations(profile.name);
-      // A retry of an enrollment that reserved its serial before a promotion signs with that CA.
-      const reserved = await reservedIssuingCa(deps.db, request.enrollmentId);
-      const current =
-        reserved && isGenerationOf(ca.keyLabel, reserved)
-          ? rows.find((r) => r.keyLabel === reserved)
-          : issuingGeneration(rows);
-      const issuingCa = current?.keyLabel ?? reserved ?? ca.keyLabel;
-      const { certificate, signer } = await keyOf(issuingCa);
-      const { serialHex } = await reserveSerial(
+      const { serialHex, issuingCa } = await reserveSerial(
         deps.db,
         {
-          issuingCa,
+          // A retry of an enrollment that reserved its serial before a promotion signs with that CA.
+          issuingCa: (reserved) => {
+            const current =
+              reserved && isGenerationOf(ca.keyLabel, reserved)
+                ? rows.find((r) => r.keyLabel === reserved)
+                : issuingGeneration(rows);
+            return current?.keyLabel ?? reserved ?? ca.keyLabel;
+          },
           enrollmentId: request.enrollmentId,
           notBefore: request.notBefore,
           notAfter: request.notAfter,
         },
         deps.random,
       );
+      const { certificate, signer } = await keyOf(issuingCa);
       const usages = profile.template.keyUsages;
       const der = await buildCertificate({
         serialNumber: Buffer.from(serialHex, 'hex'),
@@ -99,7 +99,9 @@ export function localHsmAdapter(deps: LocalHsmDeps, profile: Profile, ca: LocalC
             request.csr.publicKey.algorithm === 'ec' ? usages.filter((u) => u !== 'keyEncipherment') : usages,
           extendedKeyUsages: profile.template.extendedKeyUsages,
           subjectAltNames: request.certificate.subjectAltNames,
-          crlDistributionPoints: [crlUrl(publicBaseUrl, profile.name, current?.generation ?? 1)],
+          crlDistributionPoints: [
+            crlUrl(publicBaseUrl, profile.name, rows.find((r) => r.keyLabel === issuingCa)?.generation ?? 1),
+          ],
           authorityInfoAccessOcsp: [ocspUrl],
         },
       });

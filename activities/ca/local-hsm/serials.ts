@@ -25,15 +25,6 @@ export function drawSerialHex(random: RandomSource = randomBytes): string {
   return bytes.toString('hex');
 }
 
-/** The CA under which this enrollment reserved its serial, if it did. */
-export async function reservedIssuingCa(db: Database, enrollmentId: string): Promise<string | undefined> {
-  const [row] = await db
-    .select({ issuingCa: serials.issuingCa })
-    .from(serials)
-    .where(eq(serials.enrollmentId, enrollmentId));
-  return row?.issuingCa;
-}
-
 /**
  * The serial reserved for this enrollment under this CA, drawing and recording a new one the first
  * time. Validity is refreshed on each attempt: a certificate is only ever handed out by the attempt
@@ -41,38 +32,55 @@ export async function reservedIssuingCa(db: Database, enrollmentId: string): Pro
  */
 export async function reserveSerial(
   db: Database,
-  input: { issuingCa: string; enrollmentId: string; notBefore: Date; notAfter: Date },
+  input: {
+    /**
+     * The signing CA, or how to choose it from the CA an earlier attempt reserved under (a retry
+     * across an issuing-CA promotion keeps its CA): one read serves both.
+     */
+    issuingCa: string | ((reservedUnder: string | undefined) => string);
+    enrollmentId: string;
+    notBefore: Date;
+    notAfter: Date;
+  },
   random: RandomSource = randomBytes,
-): Promise<{ serialHex: string; redraws: number }> {
+): Promise<{ serialHex: string; redraws: number; issuingCa: string }> {
   const [existing] = await db
     .select({ serialHex: serials.serialHex, issuingCa: serials.issuingCa })
     .from(serials)
     .where(eq(serials.enrollmentId, input.enrollmentId));
-  if (existing && existing.issuingCa === input.issuingCa) {
+  const issuingCa =
+    typeof input.issuingCa === 'function' ? input.issuingCa(existing?.issuingCa) : input.issuingCa;
+  const reservation = {
+    issuingCa,
+    enrollmentId: input.enrollmentId,
+    notBefore: input.notBefore,
+    notAfter: input.notAfter,
+  };
+  if (existing && existing.issuingCa === issuingCa) {
     await db
       .update(serials)
       .set({ notBefore: input.notBefore, notAfter: input.notAfter })
-      .where(and(eq(serials.issuingCa, input.issuingCa), eq(serials.serialHex, existing.serialHex)));
-    return { serialHex: existing.serialHex, redraws: 0 };
+      .where(and(eq(serials.issuingCa, issuingCa), eq(serials.serialHex, existing.serialHex)));
+    return { serialHex: existing.serialHex, redraws: 0, issuingCa };
   }
   if (existing)
     throw new Error(
-      `enrollment ${input.enrollmentId} reserved a serial under CA ${existing.issuingCa}, not ${input.issuingCa}`,
+      `enrollment ${input.enrollmentId} reserved a serial under CA ${existing.issuingCa}, not ${issuingCa}`,
     );
   for (let draw = 0; draw < MAX_DRAWS; draw++) {
     const serialHex = drawSerialHex(random);
     const inserted = await db
       .insert(serials)
-      .values({ ...input, serialHex })
+      .values({ ...reservation, serialHex })
       .onConflictDoNothing()
       .returning({ serialHex: serials.serialHex });
-    if (inserted.length > 0) return { serialHex, redraws: draw };
+    if (inserted.length > 0) return { serialHex, redraws: draw, issuingCa };
     // A clash, or a concurrent attempt of the same enrollment won the race: look again.
     const [raced] = await db
       .select({ serialHex: serials.serialHex })
       .from(serials)
       .where(eq(serials.enrollmentId, input.enrollmentId));
-    if (raced) return { serialHex: raced.serialHex, redraws: draw };
+    if (raced) return { serialHex: raced.serialHex, redraws: draw, issuingCa };
   }
   throw new Error(`no free serial after ${MAX_DRAWS} draws: the random source is broken`);
 }
