@@ -132,8 +132,8 @@ export async function requestRevocationRefresh(client: Client): Promise<void> {
 /** Runs the daily report now (CLI, operator API) and waits for it: the report of today's date. */
 export async function runDailyReportNow(
   client: Client,
+  workflowId: string = dailyReportNowWorkflowId(new Date()),
 ): Promise<{ reportDate: string; emailed: boolean; workflowId: string }> {
-  const workflowId = dailyReportNowWorkflowId(new Date());
   const { reportDate, emailed } = await client.workflow.execute<typeof dailyReport>('dailyReport', {
     workflowId,
     taskQueue: TASK_QUEUE,

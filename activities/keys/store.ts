@@ -1,6 +1,6 @@
 /** Reads of the key inventory (GET /operator/keys, the console's Keys page, the metrics) and the operator's compromise mark. */
 import { and, asc, eq, sql } from 'drizzle-orm';
-import type { Database } from '../../db/client.js';
+import type { Database, Executor } from '../../db/client.js';
 import { keyInventory } from '../../db/schema.js';
 import { certificateInfo } from '../../pki/x509/certificate.js';
 import type { KeyRole, KeyState } from './states.js';
@@ -57,7 +57,7 @@ export async function listKeyInventory(db: Database): Promise<InventoryKey[]> {
 
 /** Marks a recorded key compromised (an operator's finding); false when the inventory has no such key. */
 export async function markKeyCompromised(
-  db: Database,
+  db: Executor,
   token: string,
   label: string,
   at: Date,

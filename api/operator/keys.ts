@@ -30,21 +30,26 @@ export function keyRoutes(deps: Pick<OperatorDeps, 'db'>): Hono<OperatorEnv> {
     const body = parseJsonBody(await c.req.text(), compromisedKeyBody);
     const by = actingOperator(c, body.by);
     const at = new Date();
-    if (!(await markKeyCompromised(deps.db, body.token, body.label, at)))
-      throw jsonError(404, `no key "${short(body.label)}" in token "${short(body.token)}" in the inventory`);
-    await recordAudit(deps.db, {
-      profile: '*',
-      deviceId: '',
-      subject: `key:${body.token}/${body.label}`,
-      actor: by,
-      entries: [
-        {
-          at: at.toISOString(),
-          action: 'key.marked_compromised',
-          details: { token: body.token, label: body.label, ...(body.note ? { note: body.note } : {}) },
-        },
-      ],
+    // The finding and its audit entry stand or fall together.
+    const marked = await deps.db.transaction(async (tx) => {
+      if (!(await markKeyCompromised(tx, body.token, body.label, at))) return false;
+      await recordAudit(tx, {
+        profile: '*',
+        deviceId: '',
+        subject: `key:${body.token}/${body.label}`,
+        actor: by,
+        entries: [
+          {
+            at: at.toISOString(),
+            action: 'key.marked_compromised',
+            details: { token: body.token, label: body.label, ...(body.note ? { note: body.note } : {}) },
+          },
+        ],
+      });
+      return true;
     });
+    if (!marked)
+      throw jsonError(404, `no key "${short(body.label)}" in token "${short(body.token)}" in the inventory`);
     const key = (await listKeyInventory(deps.db)).find(
       (k) => k.token === body.token && k.label === body.label,
     );

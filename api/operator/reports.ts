@@ -11,6 +11,7 @@ import { renderCsv } from '../../activities/reports/render.js';
 import { findReport, listReports } from '../../activities/reports/store.js';
 import { recordAudit } from '../../activities/store/audit.js';
 import { runDailyReportNow } from '../../runtime/schedules.js';
+import { dailyReportNowWorkflowId } from '../../workflows/definitions.js';
 import { actingOperator, type OperatorEnv } from '../http/auth.js';
 import { issues, jsonError, parseJsonBody, short } from '../http/errors.js';
 import type { OperatorDeps } from './devices.js';
@@ -34,20 +35,22 @@ export function reportRoutes(deps: Pick<OperatorDeps, 'db' | 'temporal'>): Hono<
   app.post('/operator/reports/run', async (c) => {
     const body = parseJsonBody(await c.req.text(), decisionBody);
     const by = actingOperator(c, body.by);
-    const run = await runDailyReportNow(deps.temporal);
+    // Recorded before the run: a run that fails, or a caller that goes away, is still on record.
+    const workflowId = dailyReportNowWorkflowId(new Date());
     await recordAudit(deps.db, {
       profile: '*',
       deviceId: '',
-      subject: run.workflowId,
+      subject: workflowId,
       actor: by,
       entries: [
         {
           at: new Date().toISOString(),
           action: 'report.run_requested',
-          details: { reportDate: run.reportDate, ...(body.note ? { note: body.note } : {}) },
+          details: body.note ? { note: body.note } : {},
         },
       ],
     });
+    const run = await runDailyReportNow(deps.temporal, workflowId);
     const report = await findReport(deps.db, run.reportDate);
     return c.json({ workflowId: run.workflowId, emailed: run.emailed, report }, 201);
   });

@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localDate } from '../../activities/reports/daily-report.js';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../../activities/reports/report.js';
 import { saveReport } from '../../activities/reports/store.js';
 import { profileSchema } from '../../config/profile-types.js';
+import { auditEvents } from '../../db/schema.js';
 import { ensureSchedules } from '../../runtime/schedules.js';
 import { DAILY_REPORT_SCHEDULE_ID } from '../../workflows/definitions.js';
 import { type FakeAtlas, startFakeAtlas } from '../fakes/atlas.js';
@@ -254,8 +256,18 @@ describe('the daily report', () => {
 
     const run = await operator('/operator/reports/run', { method: 'POST', body: '{"by":"alice"}' });
     expect(run.status).toBe(201);
-    const { report, emailed } = (await run.json()) as { report: DailyReport; emailed: boolean };
+    const { report, emailed, workflowId } = (await run.json()) as {
+      report: DailyReport;
+      emailed: boolean;
+      workflowId: string;
+    };
     expect(emailed).toBe(true);
+    // Who asked for the run is on record, under the run's workflow id.
+    const asked = await pipeline.db.db
+      .select({ actor: auditEvents.actor, action: auditEvents.action })
+      .from(auditEvents)
+      .where(eq(auditEvents.subject, workflowId));
+    expect(asked).toEqual([{ actor: 'token:alice', action: 'report.run_requested' }]);
     expect(report.reportDate).toBe(localDate(new Date(report.generatedAt), TIME_ZONE));
     const of = (name: string) => report.profiles.find((p) => p.profile === name);
 
