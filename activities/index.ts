@@ -56,6 +56,11 @@ export interface PkiActivityDeps {
    * provider, and opens no other token). Without it, no certificate credential can be used.
    */
   serviceKeys?: HsmToken;
+  /**
+   * The CA token, only where this worker signs as well (CA_ISSUANCE=local, one host running both
+   * queues): issuance for our own CAs then runs here, as the enrollment's local activity.
+   */
+  caToken?: HsmToken;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -157,9 +162,32 @@ export function createPkiActivities(deps: PkiActivityDeps): PkiQueueActivities {
     ...createServiceCredentialActivities({ config: deps.config, db: deps.db, token: deps.serviceKeys }),
     // The daily report (schedule reports/daily, workflows/daily-report.ts).
     ...createReportActivities({ config: deps.config, db: deps.db, env }),
-    // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm.
-    ...createCaActivities({ config: deps.config, db: deps.db, queue: TASK_QUEUE, env }),
+    // Upstream CAs (Atlas) are reached from here; our own CA signs on pki-hsm, or here with its token.
+    ...caActivitiesOfPkiQueue(deps, env),
     ...createRotationActivities({ config: deps.config, db: deps.db }),
+  };
+}
+
+/**
+ * The CA activities the `pki` queue serves: upstream CAs; with the CA token in this process, also the
+ * issuance of our own CAs (local activities of enrollments started with CA_ISSUANCE=local). Revocation,
+ * CRLs and OCSP of our CAs stay on pki-hsm either way.
+ */
+function caActivitiesOfPkiQueue(deps: PkiActivityDeps, env: NodeJS.ProcessEnv): CaActivities {
+  const upstream = createCaActivities({ config: deps.config, db: deps.db, queue: TASK_QUEUE, env });
+  if (!deps.caToken) return upstream;
+  const own = createCaActivities({
+    config: deps.config,
+    db: deps.db,
+    queue: HSM_TASK_QUEUE,
+    token: deps.caToken,
+  });
+  return {
+    ...upstream,
+    issueCertificate: (input) =>
+      findProfile(deps.config, input.profile)?.ca.type === 'local-hsm'
+        ? own.issueCertificate(input)
+        : upstream.issueCertificate(input),
   };
 }
 

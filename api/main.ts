@@ -51,6 +51,7 @@ const server = await startApiServer(
     ras: await loadRegistrationAuthorities(ra, config, generations),
     generations,
     gateway: new EnrollmentGateway(client),
+    caIssuance: settings.caIssuance,
     temporal: client,
     maxBodyBytes: MAX_SCEP_BODY_BYTES,
     db: database.db,

@@ -5,6 +5,7 @@
 import type { EnrollmentPolicy, LifecyclePolicy } from '../workflows/definitions.js';
 import { HSM_TASK_QUEUE, TASK_QUEUE } from '../workflows/definitions.js';
 import type { Profile } from './profile-types.js';
+import type { CaIssuance } from './runtime.js';
 
 /** The task queue of a profile's CA adapter: our CA signs where its key is, an upstream CA is reached over HTTPS. */
 export function caTaskQueue(profile: Profile): string {
@@ -16,7 +17,8 @@ export function caTaskQueue(profile: Profile): string {
   }
 }
 
-export function enrollmentPolicy(profile: Profile): EnrollmentPolicy {
+/** `caIssuance`: where this deployment's own CA signs (config/runtime.ts); an upstream CA is always remote. */
+export function enrollmentPolicy(profile: Profile, caIssuance: CaIssuance = 'queue'): EnrollmentPolicy {
   const { template } = profile;
   return {
     minRsaBits: template.minRsaBits,
@@ -31,7 +33,11 @@ export function enrollmentPolicy(profile: Profile): EnrollmentPolicy {
     },
     ca:
       profile.ca.type === 'local-hsm'
-        ? { queue: caTaskQueue(profile), timeoutSeconds: profile.escalation.stepTimeoutSeconds }
+        ? {
+            queue: caTaskQueue(profile),
+            timeoutSeconds: profile.escalation.stepTimeoutSeconds,
+            ...(caIssuance === 'local' ? { signsLocally: true } : {}),
+          }
         : // One Atlas poll round can take ~3 request timeouts plus the poll interval.
           { queue: caTaskQueue(profile), timeoutSeconds: 1800, heartbeatSeconds: 120 },
     renewalRequiresMdm: profile.renewalRequiresMdm,

@@ -28,6 +28,16 @@ export interface HsmSettings {
   tokens: Record<Exclude<TokenRole, 'root'>, TokenSettings> & { root?: TokenSettings };
 }
 
+/**
+ * Where our own CA signs an enrollment's certificate (CA_ISSUANCE):
+ * - `queue` (default): on `pki-hsm`, the queue only hosts holding the CA token poll; the workflow waits
+ *   for that host (a remote activity), so `pki` workers never touch a CA key.
+ * - `local`: the process that runs the workflows holds the CA token too (one host runs both queues:
+ *   `npm run dev`, or `npm run worker` with both queues) and signs as a local activity, in the same
+ *   workflow task as the other steps. Workers started with it refuse to start without the CA token.
+ */
+export type CaIssuance = 'queue' | 'local';
+
 /** Process settings from the environment (twelve-factor); the PKI itself is in config/pki.json. */
 export interface RuntimeSettings {
   /** Postgres URL; unset means an embedded PGlite database under .data/ (single-process dev only). */
@@ -54,6 +64,8 @@ export interface RuntimeSettings {
   operator: { host: string; port: number; certFile: string; keyFile: string; hostnames: string[] };
   /** Base URL devices and relying parties reach the API at (CRL distribution point, OCSP). */
   publicBaseUrl: string;
+  /** API and workers must agree: the API writes it into each enrollment's policy. */
+  caIssuance: CaIssuance;
 }
 
 export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSettings {
@@ -104,7 +116,14 @@ export function runtimeSettings(env: NodeJS.ProcessEnv = process.env): RuntimeSe
     publicBaseUrl: (
       env.PKI_PUBLIC_URL || `http://${env.API_HOST ?? '127.0.0.1'}:${env.API_PORT ?? 8080}`
     ).replace(/\/+$/, ''),
+    caIssuance: caIssuance(env.CA_ISSUANCE),
   };
+}
+
+function caIssuance(value: string | undefined): CaIssuance {
+  if (value === undefined || value === '' || value === 'queue') return 'queue';
+  if (value === 'local') return 'local';
+  throw new Error(`CA_ISSUANCE must be "queue" or "local", not "${value}"`);
 }
 
 /** HSM_<ROLE>_TOKEN_LABEL and HSM_<ROLE>_PIN; the development PIN when unset (production refuses it). */

@@ -69,6 +69,7 @@ export async function startInProcess(opts: {
       db: opts.database.db,
       client: opts.client,
       useBundle: opts.useBundle,
+      caIssuance: opts.settings.caIssuance,
     });
     const worker = workers[0]!;
     dispatcher?.start();
@@ -108,6 +109,7 @@ export async function startInProcess(opts: {
       ras,
       generations,
       gateway: new EnrollmentGateway(opts.client),
+      caIssuance: opts.settings.caIssuance,
       temporal: opts.client,
       maxBodyBytes: MAX_SCEP_BODY_BYTES,
       db: opts.database.db,

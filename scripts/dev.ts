@@ -20,8 +20,11 @@ import { startTemporalDevServer } from './temporal-dev-server.js';
  * Environment knobs for running a second stack beside the default one (`npm run bench:load` does):
  * TEMPORAL_PORT and TEMPORAL_UI_PORT (default 7233 and 8233) for the dev server; with PKI_DATA_DIR
  * set, its SQLite file is <PKI_DATA_DIR>/temporal.sqlite (default .data/temporal.sqlite).
+ * CA_ISSUANCE defaults to `local` here: this one process holds every token, so the workflow worker
+ * signs in a local activity (config/runtime.ts); CA_ISSUANCE=queue runs the split of production.
  */
 const log = (line: string) => console.log(`[dev] ${line}`);
+process.env.CA_ISSUANCE ??= 'local';
 const { settings, config } = startupConfig('dev', {
   pinVariables: ['HSM_RA_PIN', 'HSM_CA_PIN', 'HSM_DATA_PIN'],
   servesOperators: true,

@@ -49,6 +49,7 @@ const { workers, connection, dispatcher } = await createWorkers({
   codec,
   db: db.db,
   client,
+  caIssuance: settings.caIssuance,
 });
 // HEALTH_PORT: /healthz and /readyz (Temporal, database, tokens, and every worker of this process RUNNING).
 const healthPort = process.env.HEALTH_PORT;

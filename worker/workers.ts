@@ -16,6 +16,7 @@ import { createHsmActivities, createPkiActivities } from '../activities/index.js
 import { OutboxDispatcher } from '../activities/notify/dispatcher.js';
 import { PROJECT_ROOT } from '../config/load.js';
 import type { PkiConfig } from '../config/profile-types.js';
+import type { CaIssuance } from '../config/runtime.js';
 import type { Database } from '../db/client.js';
 import { FIELD_ENCRYPTION_KEY_LABEL } from '../hsm/provision.js';
 import type { TokenSet } from '../hsm/token-set.js';
@@ -45,6 +46,8 @@ export interface WorkerOptions {
   /** Needed by the `pki` queue only (hand-offs to lifecycle workflows). */
   client?: Client;
   useBundle?: boolean;
+  /** `local`: the `pki` worker signs enrollments' certificates itself, with this process's CA token. */
+  caIssuance?: CaIssuance;
 }
 
 /**
@@ -73,6 +76,12 @@ export async function createWorkers(
     // Service credentials (Intune client certificates): one long-lived workflow each.
     await ensureServiceCredentialWorkflows(opts.client, opts.config);
     const sealer = await opts.tokens.get('data').sealer(FIELD_ENCRYPTION_KEY_LABEL);
+    const signsLocally = opts.caIssuance === 'local';
+    // Enrollments started with CA_ISSUANCE=local sign here: a worker without the key must not take them.
+    if (signsLocally && !opts.tokens.has('ca'))
+      throw new Error(
+        'CA_ISSUANCE=local: the pki worker signs certificates itself and needs the CA token; run it with both queues (--queues pki,pki-hsm) or unset CA_ISSUANCE',
+      );
     const bundle = workflowBundlePath(opts.useBundle);
     workers.push(
       await Worker.create({
@@ -87,6 +96,7 @@ export async function createWorkers(
           temporal: opts.client,
           sealer,
           serviceKeys: opts.tokens.get('data'),
+          ...(signsLocally ? { caToken: opts.tokens.get('ca') } : {}),
         }),
         maxCachedWorkflows: 1000,
         // Non-determinism is left to block the task (Temporal's default) rather than fail it: a device's

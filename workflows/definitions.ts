@@ -128,8 +128,10 @@ export interface EnrollmentPolicy {
   /**
    * The profile's CA adapter: its task queue (`pki-hsm` for our CA in the HSM, `pki` for an upstream
    * CA) and how long one issuance attempt may take (an upstream CA polls, heartbeating).
+   * `signsLocally`: the worker running this workflow holds the CA token (CA_ISSUANCE=local), so the
+   * certificate is signed in a local activity; absent in runs started before it existed.
    */
-  ca: { queue: string; timeoutSeconds: number; heartbeatSeconds?: number };
+  ca: { queue: string; timeoutSeconds: number; heartbeatSeconds?: number; signsLocally?: boolean };
   /** Whether a renewal signed by the device's valid certificate must still pass the MDM check. */
   renewalRequiresMdm: boolean;
   /** Whether the MDM wants to hear how a request ended (Intune); no notice activity otherwise. */

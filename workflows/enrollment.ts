@@ -77,7 +77,9 @@ const rejection = (decision: { reason: string; deadline?: boolean }) =>
  * holds? otherwise an operator approves) → issue (the CA adapter signs and stores) → hand off to the
  * device's lifecycle (revocable from now on) → tell the MDM → record → deliver.
  *
- * Cheap steps are local activities (no task queue round trip); only the CA signs on its own queue.
+ * Cheap steps are local activities (no task queue round trip); the CA signs on its own queue, or in a
+ * local activity too where this worker holds the CA key (CA_ISSUANCE=local: the happy path is then
+ * one workflow task).
  * Every step that talks to another system retries within the profile's budget; past it the
  * enrollment is Escalated and waits for an operator's `retry` or `reject` (or the deadline).
  */
@@ -116,6 +118,13 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
     ...(caPolicy.heartbeatSeconds ? { heartbeatTimeout: `${caPolicy.heartbeatSeconds} seconds` } : {}),
     retry,
   });
+  // Signing where the workflow runs (the CA token is in this worker): no queue, no second task.
+  const signer = caPolicy.signsLocally
+    ? proxyLocalActivities<Pick<CaActivities, 'issueCertificate'>>({
+        startToCloseTimeout: `${caPolicy.timeoutSeconds} seconds`,
+        retry,
+      })
+    : ca;
 
   setHandler(enrollmentStateQuery, () => state);
   setHandler(
@@ -302,11 +311,13 @@ export async function enrollment(input: EnrollmentInput): Promise<EnrollmentResu
   /** The CA adapter signs and stores; it checks the admission again and takes nothing on trust. */
   async function issue(): Promise<IssuedCertificate> {
     // Visible in the Web UI: from here the enrollment waits on another queue (the HSM host, or Atlas).
-    setStatus('Issuing');
+    // Signed locally, it waits on nothing: the status would only be written with the final one.
+    if (!caPolicy.signsLocally) setStatus('Issuing');
+    else state.status = 'Issuing';
     return step('issue', () => {
       // Chosen per attempt: after an escalation the certificate is still valid from (about) now.
       const now = Date.now();
-      return ca.issueCertificate({
+      return signer.issueCertificate({
         profile: input.profile,
         enrollmentId: workflowId,
         csr: input.csr,

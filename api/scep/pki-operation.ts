@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { enrollmentPolicy } from '../../config/policies.js';
 import type { Profile } from '../../config/profile-types.js';
+import type { CaIssuance } from '../../config/runtime.js';
 import { decodePkiMessage } from '../../pki/scep/decode.js';
 import { encodeCertRep } from '../../pki/scep/encode.js';
 import type { CertRep, ContentCipher, FailInfo, ScepRequest } from '../../pki/scep/types.js';
@@ -28,8 +29,11 @@ export async function handlePkiOperation(
   body: Uint8Array,
   profile: Profile,
   ra: ProfileRa,
-  gateway: EnrollmentGateway,
-  revocation?: Pick<RevocationService, 'findCertificate' | 'latestCrl'>,
+  deps: {
+    gateway: EnrollmentGateway;
+    revocation?: Pick<RevocationService, 'findCertificate' | 'latestCrl'>;
+    caIssuance?: CaIssuance;
+  },
   /** Told the ids of the request as they are learnt, for its log line (api/http/request-log.ts). */
   note: (ids: RequestFields) => void = () => {},
 ): Promise<PkiOperationReply> {
@@ -68,31 +72,31 @@ export async function handlePkiOperation(
   switch (request.messageType) {
     case 'PKCSReq':
     case 'RenewalReq': {
-      const input = await enrollmentInput(request, profile, signerKeySha256);
+      const input = await enrollmentInput(request, profile, signerKeySha256, deps.caIssuance);
       if (!input) return failure('badMessageCheck');
       note({
         workflowId: enrollmentWorkflowId(input.profile, input.transactionId),
         claimedDeviceId: input.claimedDeviceId,
       });
-      answer = await gateway.submit(input, profile.enrollmentWaitMs);
+      answer = await deps.gateway.submit(input, profile.enrollmentWaitMs);
       break;
     }
     case 'CertPoll':
-      answer = await gateway.poll(profile.name, transactionKey(request), signerKeySha256);
+      answer = await deps.gateway.poll(profile.name, transactionKey(request), signerKeySha256);
       break;
     case 'GetCert':
     case 'GetCRL': {
       // RFC 8894 3.3.3 / 3.3.4: issuerAndSerial names a certificate we issued; the answer is that
       // certificate, or the current CRL of its CA, encrypted to the requester.
-      if (!revocation) return failure('badRequest');
+      if (!deps.revocation) return failure('badRequest');
       const { issuer, serialNumber } = request.issuerAndSerial;
-      const found = await revocation.findCertificate(issuer, serialNumber);
+      const found = await deps.revocation.findCertificate(issuer, serialNumber);
       if (!found) return failure('badCertId');
       let content: Extract<CertRep, { status: 'SUCCESS' }>['content'];
       if (request.messageType === 'GetCert') {
         content = { kind: 'certificates', certificates: [found.der] };
       } else {
-        const crl = await revocation.latestCrl(found.issuingCa);
+        const crl = await deps.revocation.latestCrl(found.issuingCa);
         if (!crl) return failure('badCertId');
         content = { kind: 'crl', crl };
       }
@@ -151,6 +155,7 @@ export async function enrollmentInput(
   request: Extract<ScepRequest, { csr: Uint8Array }>,
   profile: Profile,
   signerKeySha256: string,
+  caIssuance?: CaIssuance,
 ): Promise<EnrollmentInput | undefined> {
   const parsed = await parseCsr(request.csr);
   if (!parsed.ok || !parsed.csr.signatureValid) return undefined;
@@ -171,7 +176,7 @@ export async function enrollmentInput(
       requestsCa: csr.requestsCa,
     },
     fingerprint: { csrSha256: sha256Hex(request.csr), signerKeySha256 },
-    policy: enrollmentPolicy(profile),
+    policy: enrollmentPolicy(profile, caIssuance),
     ...(isRenewal(request)
       ? { renewalSigner: Buffer.from(request.signerCertificate).toString('base64') }
       : {}),

@@ -1,6 +1,7 @@
 import { type Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { PkiConfig, Profile } from '../../config/profile-types.js';
+import type { CaIssuance } from '../../config/runtime.js';
 import { capabilitiesText } from '../../pki/scep/capabilities.js';
 import { decodeGetMessageParam } from '../../pki/scep/decode.js';
 import { encodeCertsOnly, encodeSignedCertsOnly } from '../../pki/scep/encode.js';
@@ -21,6 +22,8 @@ export interface ScepDeps {
   revocation?: RevocationService;
   /** Per-client-IP token bucket; default from SCEP_RATE_PER_MINUTE / SCEP_RATE_BURST (api/http/rate-limit.ts). */
   rateLimit?: RateLimitSettings;
+  /** Where our CA signs (CA_ISSUANCE, config/runtime.ts): written into each enrollment's policy. */
+  caIssuance?: CaIssuance;
 }
 
 /**
@@ -71,9 +74,7 @@ async function handle(c: Context, deps: ScepDeps): Promise<Response> {
     case 'PKIOperation': {
       const body = await pkiMessage(c);
       if (typeof body === 'string') return c.text(body, 400);
-      const reply = await handlePkiOperation(body, profile, ra, deps.gateway, deps.revocation, (ids) =>
-        noteRequest(c, ids),
-      );
+      const reply = await handlePkiOperation(body, profile, ra, deps, (ids) => noteRequest(c, ids));
       if (reply.kind === 'http-error') return c.text(reply.message, reply.status);
       noteRequest(c, { pkiStatus: reply.status, ...(reply.failInfo ? { failInfo: reply.failInfo } : {}) });
       return binary(reply.body, 'application/x-pki-message');

@@ -6,7 +6,7 @@ import type { KeyInventoryRecorder } from '../../activities/keys/recorder.js';
 import type { ProfileRa } from '../../api/ra.js';
 import { loadPkiConfig } from '../../config/load.js';
 import type { PkiConfig } from '../../config/profile-types.js';
-import { runtimeSettings } from '../../config/runtime.js';
+import { type CaIssuance, runtimeSettings } from '../../config/runtime.js';
 import { type DatabaseHandle, openDatabase } from '../../db/client.js';
 import { ensurePkiHierarchy } from '../../hsm/provision.js';
 import type { TokenSet } from '../../hsm/token-set.js';
@@ -57,6 +57,8 @@ export interface PipelineOptions {
   namespace?: string;
   /** A profiles file of the test's own (worker processes it starts read the same file). */
   configFile?: string;
+  /** Where our CA signs (CA_ISSUANCE); default `queue`, the production split. */
+  caIssuance?: CaIssuance;
 }
 
 export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipeline> {
@@ -71,6 +73,7 @@ export async function startPipeline(opts: PipelineOptions = {}): Promise<Pipelin
     temporalNamespace: opts.namespace ?? `test-${randomUUID().slice(0, 8)}`,
     api: { host: '127.0.0.1', port: 0 },
     operator: { ...runtimeSettings().operator, port: 0 },
+    caIssuance: opts.caIssuance ?? 'queue',
   };
   const config = loadPkiConfig();
   if (opts.enrollmentWaitMs !== undefined)

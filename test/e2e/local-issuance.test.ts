@@ -1,0 +1,213 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from '@temporalio/worker';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PROJECT_ROOT } from '../../config/load.js';
+import { certificates } from '../../db/schema.js';
+import { payloadCodecOf } from '../../runtime/services.js';
+import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
+import { certmongerEnroll, certmongerPoll } from '../support/certmonger.js';
+import { type Pipeline, startPipeline } from '../support/pipeline.js';
+import { scepclientEnroll } from '../support/scep-clients.js';
+import { waitForWorkflows } from '../support/temporal.js';
+import { temporalCli } from '../support/temporal-cli.js';
+import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
+
+/**
+ * CA_ISSUANCE=local (config/runtime.ts): one host runs both queues, so the workflow worker holds the
+ * CA token and signs in a local activity. What must not change: one certificate per transaction,
+ * also when the worker dies after signing (the workflow task that signed never completed, so the
+ * whole story runs again), and a `pki` worker without the CA key never takes such an enrollment.
+ */
+const creds = { tenantId: 'contoso-tenant', clientId: 'app-123', clientSecret: 'intune-s3cret' };
+const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+let intune: FakeIntune;
+let pipeline: Pipeline;
+let workerEnv: Record<string, string>;
+let worker: WorkerProcess | undefined;
+
+beforeAll(async () => {
+  intune = await startFakeIntune(creds);
+  process.env.INTUNE_CLIENT_SECRET = creds.clientSecret;
+  process.env.OPERATOR_TOKEN ??= 'local-issuance-operator-token';
+  const stack = inject('stack');
+  const config = JSON.parse(readFileSync(stack.env.PKI_CONFIG!, 'utf8'));
+  config.profiles.push({
+    ...config.profiles[0],
+    name: 'intune',
+    mdm: {
+      type: 'intune',
+      tenantId: creds.tenantId,
+      clientId: creds.clientId,
+      clientSecretEnv: 'INTUNE_CLIENT_SECRET',
+      authority: `${intune.url}/`,
+      graphUrl: intune.url,
+      timeoutMs: 20_000,
+    },
+    ca: { ...config.profiles[0].ca, keyLabel: 'issuing-ca/local', subject: [['CN', 'Local Issuance CA']] },
+    // A worker that dies mid-task is noticed after 5 s.
+    escalation: {
+      maxAttempts: 10,
+      initialRetrySeconds: 0.5,
+      maxRetryIntervalSeconds: 1,
+      deadlineSeconds: 600,
+      stepTimeoutSeconds: 5,
+    },
+  });
+  const configFile = join(mkdtempSync(join(tmpdir(), 'local-issuance-config-')), 'pki.json');
+  writeFileSync(configFile, JSON.stringify(config));
+  // The API here writes signsLocally into each enrollment; the workers run as separate processes.
+  pipeline = await startPipeline({ queues: [], enrollmentWaitMs: 1000, configFile, caIssuance: 'local' });
+  workerEnv = {
+    ...stack.env,
+    PKI_CONFIG: configFile,
+    DATABASE_URL: stack.databaseUrl,
+    TEMPORAL_ADDRESS: pipeline.temporalAddress,
+    TEMPORAL_NAMESPACE: pipeline.client.options.namespace,
+    INTUNE_CLIENT_SECRET: creds.clientSecret,
+    CA_ISSUANCE: 'local',
+  };
+}, 120_000);
+afterAll(async () => {
+  worker?.process.kill('SIGKILL');
+  await pipeline?.stop();
+  await intune?.close();
+});
+
+describe('CA_ISSUANCE=local: the workflow worker signs', () => {
+  it('refuses to start a pki worker that holds no CA token', async () => {
+    const refused = await startWorkerProcess({ queues: 'pki', env: workerEnv }).then(
+      (w) => {
+        w.process.kill('SIGKILL');
+        return 'started';
+      },
+      (err: Error) => err.message,
+    );
+    expect(refused).toContain(
+      'CA_ISSUANCE=local: the pki worker signs certificates itself and needs the CA token',
+    );
+  }, 60_000);
+
+  it('issues in one workflow task, the CA step a local activity, and the history replays', async () => {
+    worker = await startWorkerProcess({ queues: 'pki,pki-hsm', env: workerEnv });
+    const run = await scepclientEnroll({
+      url: `${pipeline.url}/scep`,
+      challenge: 'test-challenge',
+      cn: 'local-laptop',
+    });
+    expect(run.code, run.output).toBe(0);
+    const [done] = await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="enrollment" AND DeviceId="local-laptop" AND ExecutionStatus="Completed"',
+      1,
+    );
+    const history = await pipeline.client.workflow.getHandle(done!.workflowId).fetchHistory();
+    const events = history.events ?? [];
+    // No activity went through a task queue, and the whole story took one workflow task.
+    expect(events.filter((e) => e.activityTaskScheduledEventAttributes)).toHaveLength(0);
+    expect(events.filter((e) => e.workflowTaskCompletedEventAttributes)).toHaveLength(1);
+    // The Web UI still shows each step: local activities are recorded as markers, the CA's among them.
+    const markers = events.filter(
+      (e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity',
+    );
+    expect(markers.length).toBeGreaterThanOrEqual(5);
+    const rows = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'local-laptop'));
+    expect(rows).toHaveLength(1);
+
+    const dataConverter = { payloadCodecs: [payloadCodecOf(pipeline.tokens.get('data'))] };
+    const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+    await Worker.runReplayHistory({ workflowsPath, dataConverter }, history, 'local-issuance-this-run');
+    if (process.env.UPDATE_HISTORY_FIXTURES) {
+      // As workflow-replay.test.ts records its fixtures: the temporal CLI, decoded by the codec server.
+      const shown = await temporalCli(
+        pipeline,
+        [
+          'workflow',
+          'show',
+          '--workflow-id',
+          done!.workflowId,
+          '--run-id',
+          done!.runId,
+          '--output',
+          'json',
+          '--codec-endpoint',
+          `${pipeline.operatorUrl}/codec`,
+          '--codec-auth',
+          `Bearer ${process.env.OPERATOR_TOKEN}`,
+        ],
+        { SSL_CERT_FILE: inject('stack').env.NODE_EXTRA_CA_CERTS },
+      );
+      expect(shown.code, shown.output).toBe(0);
+      mkdirSync(FIXTURES, { recursive: true });
+      writeFileSync(
+        join(FIXTURES, `enrollment-local-issuance-${new Date().toISOString().slice(0, 10)}.json`),
+        shown.output,
+      );
+    }
+  }, 180_000);
+
+  it('a worker killed after signing: the story runs again and the device gets the one certificate', async () => {
+    worker ??= await startWorkerProcess({ queues: 'pki,pki-hsm', env: workerEnv });
+    // Intune hears of the certificate after it was signed: the worker dies while waiting for it,
+    // inside the workflow task that signed (nothing of it is in the history yet).
+    intune.knobs.slowMs = 8_000;
+    intune.knobs.failNext('successNotification', 'slow', 1);
+    const enrolled = await certmongerEnroll({
+      url: `${pipeline.url}/scep/intune`,
+      cn: 'local-crash-laptop',
+      challenge: 'intune-signed-challenge',
+      untilPending: true,
+    });
+    expect(enrolled.state, enrolled.log).toBe('PENDING');
+    await expect
+      .poll(() => intune.callsTo('successNotification').length, { timeout: 30_000 })
+      .toBeGreaterThanOrEqual(1);
+    const signed = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'local-crash-laptop'));
+    expect(signed).toHaveLength(1);
+    worker.process.kill('SIGKILL');
+    expect((await worker.exited).signal).toBe('SIGKILL');
+
+    worker = await startWorkerProcess({ queues: 'pki,pki-hsm', env: workerEnv });
+    await waitForWorkflows(
+      pipeline.client,
+      'WorkflowType="enrollment" AND DeviceId="local-crash-laptop" AND ExecutionStatus="Completed"',
+      1,
+      60_000,
+    );
+    const polled = await certmongerPoll(enrolled, {
+      url: `${pipeline.url}/scep/intune`,
+      ra: pipeline.ras.get('intune')!,
+    });
+    expect(polled.code, polled.output).toBe(0);
+    expect(polled.certificate).toContain('BEGIN CERTIFICATE');
+
+    // Signed once: the second run of the story found the certificate of this enrollment.
+    const rows = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, 'local-crash-laptop'));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.serialHex).toBe(signed[0]!.serialHex);
+    // The story ran again after the restart (a second notice), and Intune heard of that certificate only.
+    expect(intune.callsTo('successNotification').length).toBeGreaterThanOrEqual(2);
+    const serials = new Set(
+      intune
+        .callsTo('successNotification')
+        .map(
+          (c) =>
+            (c.body as { notification: { certificateSerialNumber: string } }).notification
+              .certificateSerialNumber,
+        ),
+    );
+    expect([...serials]).toEqual([signed[0]!.serialHex.toUpperCase()]);
+  }, 180_000);
+});
