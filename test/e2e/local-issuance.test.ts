@@ -37,7 +37,7 @@ beforeAll(async () => {
   const config = JSON.parse(readFileSync(stack.env.PKI_CONFIG!, 'utf8'));
   config.profiles.push({
     ...config.profiles[0],
-    name: 'intune',
+    name: 'intune-local',
     mdm: {
       type: 'intune',
       tenantId: creds.tenantId,
@@ -159,7 +159,7 @@ describe('CA_ISSUANCE=local: the workflow worker signs', () => {
     intune.knobs.slowMs = 8_000;
     intune.knobs.failNext('successNotification', 'slow', 1);
     const enrolled = await certmongerEnroll({
-      url: `${pipeline.url}/scep/intune`,
+      url: `${pipeline.url}/scep/intune-local`,
       cn: 'local-crash-laptop',
       challenge: 'intune-signed-challenge',
       untilPending: true,
@@ -184,8 +184,8 @@ describe('CA_ISSUANCE=local: the workflow worker signs', () => {
       60_000,
     );
     const polled = await certmongerPoll(enrolled, {
-      url: `${pipeline.url}/scep/intune`,
-      ra: pipeline.ras.get('intune')!,
+      url: `${pipeline.url}/scep/intune-local`,
+      ra: pipeline.ras.get('intune-local')!,
     });
     expect(polled.code, polled.output).toBe(0);
     expect(polled.certificate).toContain('BEGIN CERTIFICATE');
