@@ -18,11 +18,14 @@ export function keyRoutes(deps: Pick<OperatorDeps, 'db'>): Hono<OperatorEnv> {
 
   app.get('/operator/keys', async (c) => {
     const keys = await listKeyInventory(deps.db);
-    // The oldest listing: nothing in the answer is older than this.
-    const observedAt = keys.reduce<string | undefined>(
-      (oldest, k) => (oldest === undefined || k.observedAt < oldest ? k.observedAt : oldest),
-      undefined,
-    );
+    // The oldest listing of a key still in a token: nothing current in the answer is older. A destroyed
+    // key is never listed again; its last sighting would pin this to the day it was destroyed.
+    const observedAt = keys
+      .filter((k) => k.state !== 'destroyed')
+      .reduce<string | undefined>(
+        (oldest, k) => (oldest === undefined || k.observedAt < oldest ? k.observedAt : oldest),
+        undefined,
+      );
     return c.json({ observedAt: observedAt ?? null, keys });
   });
 

@@ -373,6 +373,8 @@ const treeEdit = fc
         if (!tree) return input;
         const all = flatten(tree);
         const node = pick(all, target);
+        // A tree of no nodes (e.g. the input was cut to nothing): nothing to mutate.
+        if (!node) return input;
         switch (op) {
           case 'swap': {
             const donorTree = parseTree(pick([...clients.map((c) => c.der), ...envelopes], donor)) ?? [];
