@@ -1,70 +1,30 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificates } from '../../db/schema.js';
-import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
+import type { FakeIntune } from '../fakes/intune.js';
 import { certmongerEnroll, certmongerPoll } from '../support/certmonger.js';
-import { type Pipeline, startPipeline } from '../support/pipeline.js';
+import { type IntuneWorkerStack, startIntuneWorkerStack } from '../support/intune-worker-stack.js';
+import type { Pipeline } from '../support/pipeline.js';
 import { waitForWorkflows } from '../support/temporal.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
-const creds = { tenantId: 'contoso-tenant', clientId: 'app-123', clientSecret: 'intune-s3cret' };
+let stack: IntuneWorkerStack;
 let intune: FakeIntune;
 let pipeline: Pipeline;
 let workerEnv: Record<string, string>;
 let worker: WorkerProcess | undefined;
 
 beforeAll(async () => {
-  intune = await startFakeIntune(creds);
-  process.env.INTUNE_CLIENT_SECRET = creds.clientSecret;
-  const stack = inject('stack');
-  // One profiles file for this process (the API) and the worker processes it starts.
-  const config = JSON.parse(readFileSync(stack.env.PKI_CONFIG!, 'utf8'));
-  config.profiles.push({
-    ...config.profiles[0],
-    name: 'intune',
-    mdm: {
-      type: 'intune',
-      tenantId: creds.tenantId,
-      clientId: creds.clientId,
-      clientSecretEnv: 'INTUNE_CLIENT_SECRET',
-      authority: `${intune.url}/`,
-      graphUrl: intune.url,
-      timeoutMs: 20_000,
-    },
-    ca: {
-      ...config.profiles[0].ca,
-      keyLabel: 'issuing-ca/intune',
-      subject: [['CN', 'Crash Test Issuing CA']],
-    },
-    // A worker that dies mid-step is noticed after 5 s.
-    escalation: {
-      maxAttempts: 10,
-      initialRetrySeconds: 0.5,
-      maxRetryIntervalSeconds: 1,
-      deadlineSeconds: 600,
-      stepTimeoutSeconds: 5,
-    },
+  stack = await startIntuneWorkerStack({
+    profile: 'intune',
+    caKeyLabel: 'issuing-ca/intune',
+    caSubject: 'Crash Test Issuing CA',
   });
-  const configFile = join(mkdtempSync(join(tmpdir(), 'crash-config-')), 'pki.json');
-  writeFileSync(configFile, JSON.stringify(config));
-  // The API runs here; the workers run as separate OS processes, as in production.
-  pipeline = await startPipeline({ queues: [], enrollmentWaitMs: 1000, configFile });
-  workerEnv = {
-    ...stack.env,
-    PKI_CONFIG: configFile,
-    DATABASE_URL: stack.databaseUrl,
-    TEMPORAL_ADDRESS: pipeline.temporalAddress,
-    TEMPORAL_NAMESPACE: pipeline.client.options.namespace,
-    INTUNE_CLIENT_SECRET: creds.clientSecret,
-  };
+  ({ intune, pipeline, workerEnv } = stack);
 });
 afterAll(async () => {
   worker?.process.kill('SIGKILL');
-  await pipeline?.stop();
-  await intune?.close();
+  await stack?.close();
 });
 
 describe('a worker killed in the middle of an enrollment', () => {

@@ -1,19 +1,13 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from '@temporalio/worker';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { PROJECT_ROOT } from '../../config/load.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificates } from '../../db/schema.js';
-import { payloadCodecOf } from '../../runtime/services.js';
-import { type FakeIntune, startFakeIntune } from '../fakes/intune.js';
+import type { FakeIntune } from '../fakes/intune.js';
 import { certmongerEnroll, certmongerPoll } from '../support/certmonger.js';
-import { type Pipeline, startPipeline } from '../support/pipeline.js';
+import { replayRecorded } from '../support/history-fixtures.js';
+import { type IntuneWorkerStack, startIntuneWorkerStack } from '../support/intune-worker-stack.js';
+import type { Pipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
-import { temporalCli } from '../support/temporal-cli.js';
 import { startWorkerProcess, type WorkerProcess } from '../support/worker-process.js';
 
 /**
@@ -22,59 +16,26 @@ import { startWorkerProcess, type WorkerProcess } from '../support/worker-proces
  * also when the worker dies after signing (the workflow task that signed never completed, so the
  * whole story runs again), and a `pki` worker without the CA key never takes such an enrollment.
  */
-const creds = { tenantId: 'contoso-tenant', clientId: 'app-123', clientSecret: 'intune-s3cret' };
-const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+let stack: IntuneWorkerStack;
 let intune: FakeIntune;
 let pipeline: Pipeline;
 let workerEnv: Record<string, string>;
 let worker: WorkerProcess | undefined;
 
 beforeAll(async () => {
-  intune = await startFakeIntune(creds);
-  process.env.INTUNE_CLIENT_SECRET = creds.clientSecret;
   process.env.OPERATOR_TOKEN ??= 'local-issuance-operator-token';
-  const stack = inject('stack');
-  const config = JSON.parse(readFileSync(stack.env.PKI_CONFIG!, 'utf8'));
-  config.profiles.push({
-    ...config.profiles[0],
-    name: 'intune-local',
-    mdm: {
-      type: 'intune',
-      tenantId: creds.tenantId,
-      clientId: creds.clientId,
-      clientSecretEnv: 'INTUNE_CLIENT_SECRET',
-      authority: `${intune.url}/`,
-      graphUrl: intune.url,
-      timeoutMs: 20_000,
-    },
-    ca: { ...config.profiles[0].ca, keyLabel: 'issuing-ca/local', subject: [['CN', 'Local Issuance CA']] },
-    // A worker that dies mid-task is noticed after 5 s.
-    escalation: {
-      maxAttempts: 10,
-      initialRetrySeconds: 0.5,
-      maxRetryIntervalSeconds: 1,
-      deadlineSeconds: 600,
-      stepTimeoutSeconds: 5,
-    },
+  // The API here writes signsLocally into each enrollment; the workers run with CA_ISSUANCE=local.
+  stack = await startIntuneWorkerStack({
+    profile: 'intune-local',
+    caKeyLabel: 'issuing-ca/local',
+    caSubject: 'Local Issuance CA',
+    caIssuance: 'local',
   });
-  const configFile = join(mkdtempSync(join(tmpdir(), 'local-issuance-config-')), 'pki.json');
-  writeFileSync(configFile, JSON.stringify(config));
-  // The API here writes signsLocally into each enrollment; the workers run as separate processes.
-  pipeline = await startPipeline({ queues: [], enrollmentWaitMs: 1000, configFile, caIssuance: 'local' });
-  workerEnv = {
-    ...stack.env,
-    PKI_CONFIG: configFile,
-    DATABASE_URL: stack.databaseUrl,
-    TEMPORAL_ADDRESS: pipeline.temporalAddress,
-    TEMPORAL_NAMESPACE: pipeline.client.options.namespace,
-    INTUNE_CLIENT_SECRET: creds.clientSecret,
-    CA_ISSUANCE: 'local',
-  };
+  ({ intune, pipeline, workerEnv } = stack);
 }, 120_000);
 afterAll(async () => {
   worker?.process.kill('SIGKILL');
-  await pipeline?.stop();
-  await intune?.close();
+  await stack?.close();
 });
 
 describe('CA_ISSUANCE=local: the workflow worker signs', () => {
@@ -120,36 +81,7 @@ describe('CA_ISSUANCE=local: the workflow worker signs', () => {
       .where(eq(certificates.deviceId, 'local-laptop'));
     expect(rows).toHaveLength(1);
 
-    const dataConverter = { payloadCodecs: [payloadCodecOf(pipeline.tokens.get('data'))] };
-    const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
-    await Worker.runReplayHistory({ workflowsPath, dataConverter }, history, 'local-issuance-this-run');
-    if (process.env.UPDATE_HISTORY_FIXTURES) {
-      // As workflow-replay.test.ts records its fixtures: the temporal CLI, decoded by the codec server.
-      const shown = await temporalCli(
-        pipeline,
-        [
-          'workflow',
-          'show',
-          '--workflow-id',
-          done!.workflowId,
-          '--run-id',
-          done!.runId,
-          '--output',
-          'json',
-          '--codec-endpoint',
-          `${pipeline.operatorUrl}/codec`,
-          '--codec-auth',
-          `Bearer ${process.env.OPERATOR_TOKEN}`,
-        ],
-        { SSL_CERT_FILE: inject('stack').env.NODE_EXTRA_CA_CERTS },
-      );
-      expect(shown.code, shown.output).toBe(0);
-      mkdirSync(FIXTURES, { recursive: true });
-      writeFileSync(
-        join(FIXTURES, `enrollment-local-issuance-${new Date().toISOString().slice(0, 10)}.json`),
-        shown.output,
-      );
-    }
+    await replayRecorded(pipeline, done!, history, 'enrollment-local-issuance');
   }, 180_000);
 
   it('a worker killed after signing: the story runs again and the device gets the one certificate', async () => {

@@ -1,14 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { PROJECT_ROOT } from '../../config/load.js';
-import { payloadCodecOf } from '../../runtime/services.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HISTORY_FIXTURES, replayRecorded, WORKFLOWS_PATH } from '../support/history-fixtures.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
-import { temporalCli } from '../support/temporal-cli.js';
 
 /**
  * Non-determinism is what breaks long-lived workflows after a deploy. Histories recorded from real
@@ -17,8 +14,6 @@ import { temporalCli } from '../support/temporal-cli.js';
  * `UPDATE_HISTORY_FIXTURES=1 npm test -- test/e2e/workflow-replay.test.ts` records new ones (keep the
  * old files: running workflows still have those histories).
  */
-const FIXTURES = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
-const workflowsPath = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 let pipeline: Pipeline;
 
 beforeAll(async () => {
@@ -54,52 +49,33 @@ describe('workflow histories replay against the current workflow code', () => {
       'WorkflowType="deviceLifecycle" AND DeviceId="replay-laptop" AND ExecutionStatus="ContinuedAsNew"',
       1,
     );
-    const recorded = {
-      enrollment: await pipeline.client.workflow.getHandle(enrollment!.workflowId).fetchHistory(),
-      'device-lifecycle': await pipeline.client.workflow
-        .getHandle(lifecycle!.workflowId, lifecycle!.runId)
-        .fetchHistory(),
-    };
-    // The histories hold ciphertext (runtime/payload-codec.ts): replay decrypts with the data token.
-    const dataConverter = { payloadCodecs: [payloadCodecOf(pipeline.tokens.get('data'))] };
-    for (const [name, history] of Object.entries(recorded)) {
-      await Worker.runReplayHistory({ workflowsPath, dataConverter }, history, `${name}-this-run`);
-      if (process.env.UPDATE_HISTORY_FIXTURES) {
-        // Exported the way an operator would, with the temporal CLI, decoded by the codec server so
-        // the fixture replays without the HSM.
-        const { workflowId, runId } = name === 'enrollment' ? enrollment! : lifecycle!;
-        const shown = await temporalCli(
-          pipeline,
-          [
-            'workflow',
-            'show',
-            '--workflow-id',
-            workflowId,
-            '--run-id',
-            runId,
-            '--output',
-            'json',
-            '--codec-endpoint',
-            `${pipeline.operatorUrl}/codec`,
-            '--codec-auth',
-            `Bearer ${process.env.OPERATOR_TOKEN}`,
-          ],
-          { SSL_CERT_FILE: inject('stack').env.NODE_EXTRA_CA_CERTS },
-        );
-        expect(shown.code, shown.output).toBe(0);
-        mkdirSync(FIXTURES, { recursive: true });
-        writeFileSync(join(FIXTURES, `${name}-${new Date().toISOString().slice(0, 10)}.json`), shown.output);
-      }
-    }
+    const recorded = [
+      {
+        name: 'enrollment',
+        execution: enrollment!,
+        history: await pipeline.client.workflow.getHandle(enrollment!.workflowId).fetchHistory(),
+      },
+      {
+        name: 'device-lifecycle',
+        execution: lifecycle!,
+        history: await pipeline.client.workflow
+          .getHandle(lifecycle!.workflowId, lifecycle!.runId)
+          .fetchHistory(),
+      },
+    ];
+    for (const { name, execution, history } of recorded)
+      await replayRecorded(pipeline, execution, history, name);
   }, 120_000);
 
   it('replays every committed history', async () => {
-    const files = existsSync(FIXTURES) ? readdirSync(FIXTURES).filter((f) => f.endsWith('.json')) : [];
+    const files = existsSync(HISTORY_FIXTURES)
+      ? readdirSync(HISTORY_FIXTURES).filter((f) => f.endsWith('.json'))
+      : [];
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) {
       // The JSON `temporal workflow show --output json` writes, as the SDK accepts it.
-      const history: unknown = JSON.parse(readFileSync(join(FIXTURES, file), 'utf8'));
-      await Worker.runReplayHistory({ workflowsPath }, history, file);
+      const history: unknown = JSON.parse(readFileSync(join(HISTORY_FIXTURES, file), 'utf8'));
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, file);
     }
   }, 120_000);
 });
