@@ -10,7 +10,7 @@ import { and, eq, like } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { InventoryKey } from '../../activities/keys/store.js';
 import type { TokenRole } from '../../config/runtime.js';
-import { eventOutbox } from '../../db/schema.js';
+import { eventOutbox, keyInventory } from '../../db/schema.js';
 import { findSoftHsmLibrary } from '../../hsm/softhsm.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { exec, scepclientEnroll } from '../support/scep-clients.js';
@@ -179,6 +179,14 @@ describe('key inventory', () => {
     await pipeline.keyInventory.refresh();
     const gone = (await inventory()).keys.find((k) => k.token === token && k.label === testKey);
     expect(gone?.state).toBe('destroyed');
+
+    // Destroyed long ago: its last sighting must not make the whole inventory look stale.
+    await pipeline.db.db
+      .update(keyInventory)
+      .set({ lastSeenAt: new Date(Date.now() - 2 * DAY_MS) })
+      .where(and(eq(keyInventory.tokenLabel, token), eq(keyInventory.keyLabel, testKey)));
+    const { observedAt } = await inventory();
+    expect(Date.now() - Date.parse(observedAt)).toBeLessThan(10 * 60_000);
   });
 
   it('a key past keys.maxAgeDays raises key.age_exceeded once; a certificate near its end raises key.expiring', async () => {
