@@ -197,52 +197,60 @@ export async function rotateRoot(
     });
   });
 
-  // A cross-certificate is a CA certificate for the other root's key and name, no longer valid than
-  // either root: the subject's own validity, capped by the issuer's (RFC 5280 6.1.3 checks both).
-  const cross = (
-    subjectLabel: string,
-    subjectCert: Uint8Array,
-    issuerLabel: string,
-    issuerCert: Uint8Array,
+  // One root certifies another CA's key and name (the subject's own certificate), no longer valid
+  // than either: the subject's validity, capped by the issuer's (RFC 5280 6.1.3 checks both).
+  const recertify = (
+    kind: 'cross-certificate' | 'issuing-certificate',
+    subject: { label: string; cert: Uint8Array },
+    issuer: { label: string; cert: Uint8Array },
+    what: string,
+    extensions: Parameters<typeof issue>[3]['extensions'],
   ) => {
-    const subject = certificateInfo(subjectCert);
+    const info = certificateInfo(subject.cert);
     return certify(
-      'cross-certificate',
-      crossCertificateLabel(subjectLabel, issuerLabel),
-      subject.subjectPublicKeyInfo,
-      `"${subjectLabel}" certified by "${issuerLabel}"`,
+      kind,
+      crossCertificateLabel(subject.label, issuer.label),
+      info.subjectPublicKeyInfo,
+      what,
       () =>
-        issue(root, issuerLabel, issuerCert, {
-          subject: rawSubject(subjectCert),
-          subjectPublicKeyInfo: subject.subjectPublicKeyInfo,
+        issue(root, issuer.label, issuer.cert, {
+          subject: rawSubject(subject.cert),
+          subjectPublicKeyInfo: info.subjectPublicKeyInfo,
           notBefore,
-          notAfter: capped(subject.notAfter.getTime(), issuerCert),
-          extensions: { ca: {}, keyUsages: ['keyCertSign', 'cRLSign'] },
+          notAfter: capped(info.notAfter.getTime(), issuer.cert),
+          extensions,
         }),
     );
   };
-  await cross(newLabel, newCert, oldLabel, oldCert);
-  await cross(oldLabel, oldCert, newLabel, newCert);
+  const rootExtensions: Parameters<typeof recertify>[4] = { ca: {}, keyUsages: ['keyCertSign', 'cRLSign'] };
+  const oldRoot = { label: oldLabel, cert: oldCert };
+  const nextRoot = { label: newLabel, cert: newCert };
+  await recertify(
+    'cross-certificate',
+    nextRoot,
+    oldRoot,
+    `"${newLabel}" certified by "${oldLabel}"`,
+    rootExtensions,
+  );
+  await recertify(
+    'cross-certificate',
+    oldRoot,
+    nextRoot,
+    `"${oldLabel}" certified by "${newLabel}"`,
+    rootExtensions,
+  );
 
   const caToken = tokens.get('ca');
   for (const label of issuing) {
     const current = await caToken.certificate(label);
     if (!current) continue;
-    const info = certificateInfo(current);
-    await certify(
+    // The same end as the old-root certificate: re-certifying must not extend the key's life.
+    await recertify(
       'issuing-certificate',
-      crossCertificateLabel(label, newLabel),
-      info.subjectPublicKeyInfo,
+      { label, cert: current },
+      nextRoot,
       `issuing CA "${label}" certified by the new root`,
-      () =>
-        issue(root, newLabel, newCert, {
-          subject: rawSubject(current),
-          subjectPublicKeyInfo: info.subjectPublicKeyInfo,
-          notBefore,
-          // The same end as the old-root certificate: re-certifying must not extend the key's life.
-          notAfter: capped(info.notAfter.getTime(), newCert),
-          extensions: { ca: { pathLength: 0 }, keyUsages: ['keyCertSign', 'cRLSign', 'digitalSignature'] },
-        }),
+      { ca: { pathLength: 0 }, keyUsages: ['keyCertSign', 'cRLSign', 'digitalSignature'] },
     );
   }
   return { oldLabel, newLabel, steps };
