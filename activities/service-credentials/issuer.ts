@@ -1,19 +1,19 @@
 /**
  * `pki-hsm` activity: the credential certificate of a service key, signed by the issuing CA key of
- * an internal profile (CA token). Like the OCSP responder certificates: the key to certify is taken
- * from the database row the `pki` side wrote when it made the key (never from the workflow input),
- * the subject and usages from the configuration, so a forged input cannot get anything else signed.
+ * an internal profile (CA token), as the OCSP responder certificates are
+ * (ca/local-hsm/delegated-certificate.ts): the key to certify is taken from the database row the
+ * `pki` side wrote when it made the key (never from the workflow input), the subject and usages from
+ * the configuration, so a forged input cannot get anything else signed.
  */
 import { and, eq } from 'drizzle-orm';
 import type { PkiConfig } from '../../config/profile-types.js';
 import type { Database } from '../../db/client.js';
 import { serviceCredentials } from '../../db/schema.js';
 import type { HsmToken } from '../../hsm/token.js';
-import { buildCertificate, certificateInfo } from '../../pki/x509/certificate.js';
 import { encodeName } from '../../pki/x509/name.js';
 import type { ServiceCredentialCaActivities } from '../../workflows/activities.js';
 import { serviceCredentialWorkflowId } from '../../workflows/definitions.js';
-import { reserveSerial } from '../ca/local-hsm/serials.js';
+import { signDelegatedCertificate } from '../ca/local-hsm/delegated-certificate.js';
 import { serviceCredentialNamed } from './registry.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -36,31 +36,14 @@ export function createServiceCredentialCaActivities(deps: {
       if (row.certificate && row.notAfter) return { notAfter: row.notAfter.toISOString() };
       if (row.state !== 'generated')
         throw new Error(`service credential ${name} #${generation} is ${row.state}`);
-      const [issuer, signer] = await Promise.all([
-        deps.token.certificate(issuingCa),
-        deps.token.signer(issuingCa),
-      ]);
-      if (!issuer)
-        throw new Error(`HSM token "${deps.token.tokenLabel}" holds no certificate for "${issuingCa}"`);
-      const now = Date.now();
-      const notBefore = new Date(now - 5 * 60_000);
-      const notAfter = new Date(
-        Math.min(now + entry.settings.validitySeconds * 1000, certificateInfo(issuer).notAfter.getTime()),
-      );
-      const { serialHex } = await reserveSerial(deps.db, {
+      const { der, serialHex, notAfter } = await signDelegatedCertificate(deps, {
         issuingCa,
         // The serial of this generation: a retried attempt signs with the same one.
-        enrollmentId: `${serviceCredentialWorkflowId(name)}/${generation}`,
-        notBefore,
-        notAfter,
-      });
-      const der = await buildCertificate({
-        serialNumber: Buffer.from(serialHex, 'hex'),
-        subject: encodeName([['CN', `service ${name}`]]),
-        subjectPublicKeyInfo: row.spki,
-        notBefore,
-        notAfter,
-        issuer: { kind: 'ca', certificate: issuer, signer },
+        reservationId: `${serviceCredentialWorkflowId(name)}/${generation}`,
+        spki: row.spki,
+        subject: () => encodeName([['CN', `service ${name}`]]),
+        validityMs: entry.settings.validitySeconds * 1000,
+        now: new Date(),
         extensions: { keyUsages: ['digitalSignature'], extendedKeyUsages: [CLIENT_AUTH] },
       });
       await deps.db

@@ -9,9 +9,9 @@ import { eq } from 'drizzle-orm';
 import type { Database } from '../../../db/client.js';
 import { ocspResponders } from '../../../db/schema.js';
 import type { HsmToken } from '../../../hsm/token.js';
-import { buildCertificate, certificateInfo } from '../../../pki/x509/certificate.js';
+import { certificateInfo } from '../../../pki/x509/certificate.js';
 import { encodeName } from '../../../pki/x509/name.js';
-import { reserveSerial } from './serials.js';
+import { signDelegatedCertificate } from './delegated-certificate.js';
 
 export const RESPONDER_VALIDITY_MS = 7 * 86_400_000;
 export const RESPONDER_RENEW_BEFORE_MS = 2 * 86_400_000;
@@ -30,29 +30,16 @@ export async function certifyOcspResponder(
     const certified = certificateInfo(row.certificate).subjectPublicKeyInfo;
     if (Buffer.from(certified).equals(Buffer.from(row.spki))) return 'current';
   }
-  const [issuer, signer] = await Promise.all([
-    deps.token.certificate(issuingCa),
-    deps.token.signer(issuingCa),
-  ]);
-  if (!issuer)
-    throw new Error(`HSM token "${deps.token.tokenLabel}" holds no certificate for "${issuingCa}"`);
-  const issuerInfo = certificateInfo(issuer);
-  const notBefore = new Date(now.getTime() - 5 * 60_000);
-  const notAfter = new Date(Math.min(now.getTime() + RESPONDER_VALIDITY_MS, issuerInfo.notAfter.getTime()));
-  const { serialHex } = await reserveSerial(deps.db, {
+  const { der, notAfter } = await signDelegatedCertificate(deps, {
     issuingCa,
-    enrollmentId: `ocsp-responder/${issuingCa}/${now.toISOString()}`,
-    notBefore,
-    notAfter,
-  });
-  const issuerCn = /(?:^|,)CN=([^,]+)/.exec(issuerInfo.subject)?.[1] ?? issuingCa;
-  const der = await buildCertificate({
-    serialNumber: Buffer.from(serialHex, 'hex'),
-    subject: encodeName([['CN', `OCSP Responder for ${issuerCn}`.slice(0, 64)]]),
-    subjectPublicKeyInfo: row.spki,
-    notBefore,
-    notAfter,
-    issuer: { kind: 'ca', certificate: issuer, signer },
+    reservationId: `ocsp-responder/${issuingCa}/${now.toISOString()}`,
+    spki: row.spki,
+    subject: (issuerSubject) => {
+      const issuerCn = /(?:^|,)CN=([^,]+)/.exec(issuerSubject)?.[1] ?? issuingCa;
+      return encodeName([['CN', `OCSP Responder for ${issuerCn}`.slice(0, 64)]]);
+    },
+    validityMs: RESPONDER_VALIDITY_MS,
+    now,
     extensions: { keyUsages: ['digitalSignature'], extendedKeyUsages: [OCSP_SIGNING], ocspNoCheck: true },
   });
   // Only for the key it was made for: a key the API rotated meanwhile waits for the next round.
