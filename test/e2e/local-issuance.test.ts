@@ -1,10 +1,27 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enrollmentInput } from '../../api/scep/pki-operation.js';
+import { findProfile } from '../../config/load.js';
 import { certificates } from '../../db/schema.js';
+import { toPem } from '../../pki/pem.js';
+import { decodePkiMessage } from '../../pki/scep/decode.js';
+import { certificateInfo } from '../../pki/x509/certificate.js';
+import {
+  type EnrollmentInput,
+  type EnrollmentResult,
+  enrollmentWorkflowId,
+  TASK_QUEUE,
+} from '../../workflows/definitions.js';
 import type { FakeIntune } from '../fakes/intune.js';
 import { certmongerEnroll, certmongerPoll } from '../support/certmonger.js';
 import { replayRecorded } from '../support/history-fixtures.js';
 import { type IntuneWorkerStack, startIntuneWorkerStack } from '../support/intune-worker-stack.js';
+import { buildPkiMessage, makeDevice } from '../support/openssl-scep.js';
+import { certificateText } from '../support/openssl.js';
 import type { Pipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -142,4 +159,108 @@ describe('CA_ISSUANCE=local: the workflow worker signs', () => {
     );
     expect([...serials]).toEqual([signed[0]!.serialHex.toUpperCase()]);
   }, 180_000);
+});
+
+/**
+ * The attacker: a compromised API process. It holds the data token (so it speaks the payload codec)
+ * and may start workflows, so it can write any enrollment input, signsLocally included. With
+ * CA_ISSUANCE=local the signature happens in the workflow worker, one hop from that input: the
+ * signer must still take nothing from it but the CSR and the enrollment id, and check those.
+ */
+describe('CA_ISSUANCE=local: a forged enrollment input cannot widen what the worker signs', () => {
+  const PROFILE = 'intune-local';
+  let work: string;
+  let raFile: string;
+
+  beforeAll(async () => {
+    worker ??= await startWorkerProcess({ queues: 'pki,pki-hsm', env: workerEnv });
+    work = mkdtempSync(join(tmpdir(), 'local-forgery-'));
+    raFile = join(work, 'ra.pem');
+    writeFileSync(raFile, toPem(pipeline.ras.get(PROFILE)!.raCertificate));
+  }, 60_000);
+
+  /** A real device's PKCSReq (openssl), read by the product's own decoder into the input the API writes. */
+  async function honestInput(cn: string): Promise<EnrollmentInput> {
+    const device = await makeDevice(work, cn, 'intune-signed-challenge');
+    const { der } = await buildPkiMessage({
+      dir: work,
+      recipients: [raFile],
+      signer: device,
+      cipher: 'aes128',
+      digest: 'sha256',
+      messageType: 19,
+      transactionId: `forgery-${randomBytes(8).toString('hex')}`,
+      content: device.csrDer,
+    });
+    const ra = pipeline.ras.get(PROFILE)!;
+    const decoded = await decodePkiMessage(der, {
+      certificates: [ra.raCertificate],
+      decrypter: ra.decrypter,
+    });
+    if (!decoded.ok || !('csr' in decoded.request)) throw new Error('the request does not decode');
+    const signerKeySha256 = createHash('sha256')
+      .update(certificateInfo(decoded.request.signerCertificate).subjectPublicKeyInfo)
+      .digest('hex');
+    const input = await enrollmentInput(
+      decoded.request,
+      findProfile(pipeline.config, PROFILE)!,
+      signerKeySha256,
+      'local',
+    );
+    if (!input?.policy.ca.signsLocally) throw new Error('the API did not write a local-issuance input');
+    return input;
+  }
+
+  /** Starts the forged input straight on the pki queue, as the compromised API could. */
+  async function startForged(input: EnrollmentInput) {
+    const workflowId = enrollmentWorkflowId(input.profile, input.transactionId);
+    const result = (await pipeline.client.workflow.execute('enrollment', {
+      taskQueue: TASK_QUEUE,
+      workflowId,
+      args: [input],
+    })) as EnrollmentResult;
+    const history = await pipeline.client.workflow.getHandle(workflowId).fetchHistory();
+    // The attack reached the local signer: no activity went through a task queue.
+    expect((history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes)).toHaveLength(0);
+    const rows = await pipeline.db.db
+      .select()
+      .from(certificates)
+      .where(eq(certificates.deviceId, input.claimedDeviceId));
+    return { result, rows };
+  }
+
+  it('ten years of validity written into the policy: FAILURE, nothing signed', async () => {
+    const input = await honestInput('forged-validity-laptop');
+    const { result, rows } = await startForged({
+      ...input,
+      policy: { ...input.policy, validitySeconds: 3650 * 24 * 3600 },
+    });
+    expect(result.outcome.status).toBe('FAILURE');
+    expect(result.outcome.status === 'FAILURE' && result.outcome.reason).toMatch(
+      /exceeds the profile|beyond the profile/,
+    );
+    expect(rows).toHaveLength(0);
+  }, 120_000);
+
+  it("another subject and a server name written into the template: the profile's template is applied", async () => {
+    const input = await honestInput('forged-template-laptop');
+    const { result, rows } = await startForged({
+      ...input,
+      policy: {
+        ...input.policy,
+        template: {
+          ...input.policy.template,
+          subject: [['CN', 'Domain Admins']],
+          subjectAltNames: { ...input.policy.template.subjectAltNames, dns: ['vpn-gateway.example.com'] },
+        },
+      },
+    });
+    expect(result.outcome.status).toBe('SUCCESS');
+    if (result.outcome.status !== 'SUCCESS') return;
+    expect(rows.map((r) => r.serialHex)).toEqual([result.outcome.issued.serialHex]);
+    const text = await certificateText(toPem(Buffer.from(result.outcome.issued.certificate, 'base64')), work);
+    expect(text).toMatch(/Subject: CN\s*=\s*forged-template-laptop/);
+    expect(text).not.toContain('Domain Admins');
+    expect(text).not.toContain('vpn-gateway.example.com');
+  }, 120_000);
 });
