@@ -22,10 +22,17 @@ export interface InventoryKey {
   compromisedAt?: string;
 }
 
-export async function listKeyInventory(db: Database): Promise<InventoryKey[]> {
+/** Every recorded key, or the one named by `only`. */
+export async function listKeyInventory(
+  db: Database,
+  only?: { token: string; label: string },
+): Promise<InventoryKey[]> {
   const rows = await db
     .select()
     .from(keyInventory)
+    .where(
+      only ? and(eq(keyInventory.tokenLabel, only.token), eq(keyInventory.keyLabel, only.label)) : undefined,
+    )
     .orderBy(asc(keyInventory.tokenLabel), asc(keyInventory.keyLabel));
   return rows.map((row) => {
     const info = row.certificateDer ? certificateInfo(row.certificateDer) : undefined;

@@ -53,9 +53,7 @@ export function keyRoutes(deps: Pick<OperatorDeps, 'db'>): Hono<OperatorEnv> {
     });
     if (!marked)
       throw jsonError(404, `no key "${short(body.label)}" in token "${short(body.token)}" in the inventory`);
-    const key = (await listKeyInventory(deps.db)).find(
-      (k) => k.token === body.token && k.label === body.label,
-    );
+    const [key] = await listKeyInventory(deps.db, { token: body.token, label: body.label });
     return c.json(key);
   });
 
