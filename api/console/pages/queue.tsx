@@ -25,77 +25,96 @@ const Decision: FC<{ workflowId: string; action: 'retry' | 'approve' | 'reject';
   </form>
 );
 
+/** One work list: who, why it waits (its own columns), the workflow, and the decisions it can take. */
+const QueueTable: FC<{
+  title: string;
+  empty: string;
+  testId: string;
+  items: QueueItem[];
+  columns: Array<[heading: string, cell: (item: QueueItem) => string]>;
+  decisions: Array<{ action: 'retry' | 'approve' | 'reject'; label: string }>;
+  ui: WebUi | undefined;
+}> = ({ title, empty, testId, items, columns, decisions, ui }) => (
+  <>
+    <h2>
+      {title} ({items.length})
+    </h2>
+    {items.length === 0 ? (
+      <p class="muted">{empty}</p>
+    ) : (
+      <table data-testid={testId}>
+        <tr>
+          <th>Device</th>
+          <th>Profile</th>
+          {columns.map(([heading]) => (
+            <th>{heading}</th>
+          ))}
+          <th>Workflow</th>
+          <th>Decide</th>
+        </tr>
+        {items.map((item) => (
+          <tr data-workflow-id={item.workflowId}>
+            <td>{item.deviceId}</td>
+            <td>{item.profile}</td>
+            {columns.map(([, cell]) => (
+              <td>{cell(item)}</td>
+            ))}
+            <td>
+              <WorkflowLink ui={ui} workflowId={item.workflowId} />
+            </td>
+            <td>
+              {decisions.map((d, i) => (
+                <>
+                  {i > 0 && ' '}
+                  <Decision workflowId={item.workflowId} action={d.action} label={d.label} />
+                </>
+              ))}
+            </td>
+          </tr>
+        ))}
+      </table>
+    )}
+  </>
+);
+
 export const QueuePage: FC<{ escalated: QueueItem[]; awaiting: QueueItem[]; ui: WebUi | undefined }> = ({
   escalated,
   awaiting,
   ui,
 }) => (
   <>
-    <h2>Escalated ({escalated.length})</h2>
-    {escalated.length === 0 ? (
-      <p class="muted">No enrollment is escalated.</p>
-    ) : (
-      <table data-testid="escalated">
-        <tr>
-          <th>Device</th>
-          <th>Profile</th>
-          <th>Failing step</th>
-          <th>Last error</th>
-          <th>Since</th>
-          <th>Deadline</th>
-          <th>Workflow</th>
-          <th>Decide</th>
-        </tr>
-        {escalated.map((e) => (
-          <tr data-workflow-id={e.workflowId}>
-            <td>{e.deviceId}</td>
-            <td>{e.profile}</td>
-            <td>{e.escalation?.step ?? e.stateError ?? ''}</td>
-            <td>{e.escalation?.error ?? ''}</td>
-            <td>{e.escalation?.since ?? e.startTime}</td>
-            <td>{e.escalation?.deadline ?? ''}</td>
-            <td>
-              <WorkflowLink ui={ui} workflowId={e.workflowId} />
-            </td>
-            <td>
-              <Decision workflowId={e.workflowId} action="retry" label="Retry" />{' '}
-              <Decision workflowId={e.workflowId} action="reject" label="Reject" />
-            </td>
-          </tr>
-        ))}
-      </table>
-    )}
-    <h2>Awaiting approval ({awaiting.length})</h2>
-    {awaiting.length === 0 ? (
-      <p class="muted">No enrollment awaits approval.</p>
-    ) : (
-      <table data-testid="awaiting-approval">
-        <tr>
-          <th>Device</th>
-          <th>Profile</th>
-          <th>Why</th>
-          <th>Since</th>
-          <th>Deadline</th>
-          <th>Workflow</th>
-          <th>Decide</th>
-        </tr>
-        {awaiting.map((e) => (
-          <tr data-workflow-id={e.workflowId}>
-            <td>{e.deviceId}</td>
-            <td>{e.profile}</td>
-            <td>{e.approval?.reason ?? e.stateError ?? ''}</td>
-            <td>{e.approval?.since ?? e.startTime}</td>
-            <td>{e.approval?.deadline ?? ''}</td>
-            <td>
-              <WorkflowLink ui={ui} workflowId={e.workflowId} />
-            </td>
-            <td>
-              <Decision workflowId={e.workflowId} action="approve" label="Approve" />{' '}
-              <Decision workflowId={e.workflowId} action="reject" label="Reject" />
-            </td>
-          </tr>
-        ))}
-      </table>
-    )}
+    <QueueTable
+      title="Escalated"
+      empty="No enrollment is escalated."
+      testId="escalated"
+      items={escalated}
+      columns={[
+        ['Failing step', (e) => e.escalation?.step ?? e.stateError ?? ''],
+        ['Last error', (e) => e.escalation?.error ?? ''],
+        ['Since', (e) => e.escalation?.since ?? e.startTime],
+        ['Deadline', (e) => e.escalation?.deadline ?? ''],
+      ]}
+      decisions={[
+        { action: 'retry', label: 'Retry' },
+        { action: 'reject', label: 'Reject' },
+      ]}
+      ui={ui}
+    />
+    <QueueTable
+      title="Awaiting approval"
+      empty="No enrollment awaits approval."
+      testId="awaiting-approval"
+      items={awaiting}
+      columns={[
+        ['Why', (e) => e.approval?.reason ?? e.stateError ?? ''],
+        ['Since', (e) => e.approval?.since ?? e.startTime],
+        ['Deadline', (e) => e.approval?.deadline ?? ''],
+      ]}
+      decisions={[
+        { action: 'approve', label: 'Approve' },
+        { action: 'reject', label: 'Reject' },
+      ]}
+      ui={ui}
+    />
   </>
 );
