@@ -5,6 +5,7 @@
  *   npm run bench:load                                   # levels 1,8,32, 20 s each, all three systems
  *   npm run bench:load -- --levels 1,2 --seconds 5       # a quick look
  *   npm run bench:load -- --count 200 --write --label after-local-activities
+ *   npm run bench:load -- --rounds 3 --write --label x    # each system three times, interleaved
  *   TEMPORAL_ADDRESS=127.0.0.1:7233 npm run bench:load -- --temporal-pids 12345,12346   # a cluster
  *
  * Options: --levels a,b,c  --seconds N (per level) | --count N (requests per level)  --warmup N
@@ -15,12 +16,19 @@
  * --temporal-pids a,b (the Temporal server processes to charge; default: the one listening on the
  * frontend port, if local)  --database-url U (use that database, keep it; default: a fresh one)
  * --admin-url U (where the fresh database is created; default postgres://postgres@127.0.0.1:5432/postgres)
+ * --rounds N (measure every system's levels N times, the systems taking turns; default 1)
  * --verbose (the dev stack's output).
  *
- * What runs: micromdm scepserver (fresh 2048-bit CA, same challenge); then `npm run dev` as a user runs
+ * Rounds: a shared 2-core VM's speed drifts by half within minutes (the same level measured twice in
+ * a row differed by 60 % in CPU per enrollment), and the systems are measured one after the other.
+ * With --rounds, every round measures each system once, so a ratio taken within a round compares
+ * measurements minutes apart at most; the ratios are reported per round and as their median.
+ *
+ * What runs: micromdm scepserver (fresh 2048-bit CA, same challenge); `npm run dev` as a user runs
  * it, with its own PKI_DATA_DIR, a fresh Postgres database (never the DATABASE_URL of the shell),
  * SCEP_RATE_PER_MINUTE=0, a free API port and its own Temporal dev server ports (or TEMPORAL_ADDRESS);
- * then the floor workflow on that same Temporal server, its worker in a child process. Device keys
+ * and the floor workflow on that same Temporal server, its worker in a child process. All three are
+ * started first and measured in that order, once per round. Device keys
  * are generated before anything is timed. Exits non-zero when any enrollment of the project failed,
  * stayed pending, or does not match the database (one certificate per SUCCESS, the serial the device
  * got), or an enrollment workflow of the run is still running. Everything it started is stopped and
@@ -73,6 +81,7 @@ const { values: args } = parseArgs({
     'temporal-pids': { type: 'string' },
     'database-url': { type: 'string' },
     'admin-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
+    rounds: { type: 'string', default: '1' },
     verbose: { type: 'boolean', default: false },
   },
 });
@@ -92,6 +101,7 @@ const count = args.count ? wholeNumber('count', args.count) : undefined;
 const warmup = wholeNumber('warmup', args.warmup);
 const settleMs = wholeNumber('settle-ms', args['settle-ms']);
 const pollTimeoutMs = wholeNumber('poll-timeout', args['poll-timeout']) * 1000;
+const rounds = Math.max(1, wholeNumber('rounds', args.rounds));
 const systems = args.systems.split(',').map((s) => s.trim()) as SystemName[];
 const unknownSystems = systems.filter((s) => !SYSTEMS.includes(s));
 if (unknownSystems.length > 0 || levels.some((l) => l === 0)) {
@@ -130,7 +140,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
     void cleanup().finally(() => process.exit(130));
   });
 const perLevelMs = (durationMs ?? 60_000) + settleMs + pollTimeoutMs;
-const hardLimitMs = 10 * 60_000 + systems.length * (levels.length * perLevelMs + 60_000);
+const hardLimitMs = 10 * 60_000 + rounds * systems.length * (levels.length * perLevelMs + 60_000);
 const hardLimit = setTimeout(() => {
   console.error(`[bench] still running after ${Math.round(hardLimitMs / 60_000)} min: giving up`);
   void cleanup().finally(() => process.exit(1));
@@ -144,13 +154,16 @@ const problems: string[] = [];
 const notes: string[] = [];
 const versions: Record<string, string> = { node: process.version };
 
-/** Warm-up, then each level with its CPU window. */
-async function measureSystem(
-  system: SystemName,
-  operation: () => Promise<Outcome>,
-  probes: Partial<Record<CpuRole, PidProbe>>,
-): Promise<void> {
-  if (warmup > 0) {
+/** A system ready to be measured: its load and the processes its CPU is charged to. */
+interface Measurable {
+  system: SystemName;
+  operation: () => Promise<Outcome>;
+  probes: Partial<Record<CpuRole, PidProbe>>;
+}
+
+/** Warm-up (first round only), then each level with its CPU window. */
+async function measureSystem({ system, operation, probes }: Measurable, round: number): Promise<void> {
+  if (warmup > 0 && round === 1) {
     const w = await runLevel({ concurrency: 1, count: warmup, operation });
     log(`${system} warm-up: ${w.ok}/${w.requests} ok, p50 ${w.p50.toFixed(0)} ms`);
     if (w.ok !== w.requests) notes.push(`${system} warm-up: ${w.requests - w.ok} of ${w.requests} not ok`);
@@ -166,15 +179,28 @@ async function measureSystem(
     });
     await new Promise((r) => setTimeout(r, settleMs));
     const { byRole, generatorMs } = window.stop();
-    rows.push({ system, result, cpuMs: byRole, generatorMs, windowMs: performance.now() - windowStart });
+    rows.push({
+      system,
+      round,
+      result,
+      cpuMs: byRole,
+      generatorMs,
+      windowMs: performance.now() - windowStart,
+    });
     log(
-      `${system} at ${concurrency}: ${result.throughput.toFixed(2)}/s, p50 ${result.p50.toFixed(0)} ms, ` +
-        `${result.ok} ok, ${result.failed} failed, ${result.pending} pending`,
+      `${rounds > 1 ? `round ${round}: ` : ''}${system} at ${concurrency}: ${result.throughput.toFixed(2)}/s, ` +
+        `p50 ${result.p50.toFixed(0)} ms, ${result.ok} ok, ${result.failed} failed, ${result.pending} pending`,
     );
   }
 }
 
-async function runMicromdm(keys: DeviceKey[], challenge: string, work: string): Promise<void> {
+/** A started system, and what to check and note once every round has run. */
+interface Started {
+  measurables: Measurable[];
+  finish(): Promise<void>;
+}
+
+async function startMicromdm(keys: DeviceKey[], challenge: string, work: string): Promise<Started> {
   const dir = join(work, 'scepserver');
   mkdirSync(dir, { recursive: true });
   const server = await startScepServer({ dir, challenge });
@@ -188,15 +214,24 @@ async function runMicromdm(keys: DeviceKey[], challenge: string, work: string): 
     challengePassword: challenge,
     deviceIdPrefix: `bench-${runId}-m`,
   });
-  await measureSystem('micromdm', load.operation, { app: () => [server.pid] });
-  // Its own reasons for a FAILURE (e.g. its file depot racing on the serial number file).
-  for (const [reason, n] of server.refusals)
-    notes.push(`scepserver logged ${n} × "failed to sign CSR: ${reason}"`);
-  client.close();
-  await server.stop();
+  return {
+    measurables: [{ system: 'micromdm', operation: load.operation, probes: { app: () => [server.pid] } }],
+    async finish() {
+      // Its own reasons for a FAILURE (e.g. its file depot racing on the serial number file).
+      for (const [reason, n] of server.refusals)
+        notes.push(`scepserver logged ${n} × "failed to sign CSR: ${reason}"`);
+      client.close();
+      await server.stop();
+    },
+  };
 }
 
-async function runProjectAndFloor(keys: DeviceKey[], challenge: string, profile: string, work: string) {
+async function startProjectAndFloor(
+  keys: DeviceKey[],
+  challenge: string,
+  profile: string,
+  work: string,
+): Promise<Started> {
   const database = await openBenchDatabase({
     ...(args['database-url'] ? { url: args['database-url'] } : {}),
     adminUrl: args['admin-url'],
@@ -223,51 +258,62 @@ async function runProjectAndFloor(keys: DeviceKey[], challenge: string, profile:
   const connection = await Connection.connect({ address: stack.temporalAddress });
   onCleanup('Temporal client', () => connection.close());
   const temporalClient = new Client({ connection, namespace });
+  const measurables: Measurable[] = [];
+  const finishing: Array<() => Promise<void>> = [];
 
   if (systems.includes('project')) {
     const client = await ScepClient.connect({ url: stack.scepUrl, pollTimeoutMs });
     onCleanup('project SCEP client', () => client.close());
     const deviceIdPrefix = `bench-${runId}-p`;
     const load = new EnrollmentLoad({ client, keys, challengePassword: challenge, deviceIdPrefix });
-    await measureSystem('project', load.operation, {
-      app: () => processTree(stack.pid, temporalPids),
-      temporal,
-      postgres,
+    measurables.push({
+      system: 'project',
+      operation: load.operation,
+      probes: { app: () => processTree(stack.pid, temporalPids), temporal, postgres },
     });
-    client.close();
-
-    log(`checking ${load.records.length} enrollments against the database and Temporal visibility`);
-    const db = await openDatabase({ url: database.url, pgliteDir: '', maxConnections: 2 });
-    try {
-      problems.push(
-        ...(await checkCertificateRecords({ db: db.db, profile, deviceIdPrefix, records: load.records })),
-      );
-    } finally {
-      await db.close();
-    }
-    const running = await runningEnrollments({ client: temporalClient, profile, records: load.records });
-    if (running.length > 0)
-      problems.push(
-        `${running.length} enrollment workflows still running: ${running.slice(0, 5).join(', ')}`,
-      );
-    const notOk = load.records.filter((r) => r.status !== 'SUCCESS');
-    if (notOk.length > 0)
-      problems.push(`${notOk.length} of ${load.records.length} project enrollments did not succeed`);
+    finishing.push(async () => {
+      client.close();
+      log(`checking ${load.records.length} enrollments against the database and Temporal visibility`);
+      const db = await openDatabase({ url: database.url, pgliteDir: '', maxConnections: 2 });
+      try {
+        problems.push(
+          ...(await checkCertificateRecords({ db: db.db, profile, deviceIdPrefix, records: load.records })),
+        );
+      } finally {
+        await db.close();
+      }
+      const running = await runningEnrollments({ client: temporalClient, profile, records: load.records });
+      if (running.length > 0)
+        problems.push(
+          `${running.length} enrollment workflows still running: ${running.slice(0, 5).join(', ')}`,
+        );
+      const notOk = load.records.filter((r) => r.status !== 'SUCCESS');
+      if (notOk.length > 0)
+        problems.push(`${notOk.length} of ${load.records.length} project enrollments did not succeed`);
+    });
   }
 
   if (systems.includes('floor')) {
     const worker = await startFloorWorker({ address: stack.temporalAddress, namespace });
     onCleanup('floor worker', () => worker.stop());
     const load = new FloorLoad({ client: temporalClient, idPrefix: `bench-floor/${runId}/` });
-    await measureSystem('floor', load.operation, {
-      app: () => [worker.pid],
-      temporal,
-      ...(externalTemporal ? { postgres } : {}),
+    measurables.push({
+      system: 'floor',
+      operation: load.operation,
+      probes: { app: () => [worker.pid], temporal, ...(externalTemporal ? { postgres } : {}) },
     });
-    const open = await load.stillRunning();
-    if (open.length > 0) notes.push(`${open.length} floor workflows still running after the run`);
-    await worker.stop();
+    finishing.push(async () => {
+      const open = await load.stillRunning();
+      if (open.length > 0) notes.push(`${open.length} floor workflows still running after the run`);
+      await worker.stop();
+    });
   }
+  return {
+    measurables,
+    async finish() {
+      for (const step of finishing) await step();
+    },
+  };
 }
 
 async function gatherVersions(): Promise<void> {
@@ -326,11 +372,18 @@ try {
   onCleanup('device token', () => deviceToken.close());
   const keys = await generateDeviceKeys(keyCount, deviceToken);
   const what = count !== undefined ? `${count} requests` : `${durationMs! / 1000} s`;
-  log(`run ${runId}: ${systems.join(', ')} at ${levels.join(', ')} concurrent, ${what} per level`);
+  log(
+    `run ${runId}: ${systems.join(', ')} at ${levels.join(', ')} concurrent, ${what} per level` +
+      (rounds > 1 ? `, ${rounds} rounds` : ''),
+  );
 
-  if (systems.includes('micromdm')) await runMicromdm(keys, challenge, work);
+  const started: Started[] = [];
+  if (systems.includes('micromdm')) started.push(await startMicromdm(keys, challenge, work));
   if (systems.includes('project') || systems.includes('floor'))
-    await runProjectAndFloor(keys, challenge, profile.name, work);
+    started.push(await startProjectAndFloor(keys, challenge, profile.name, work));
+  for (let round = 1; round <= rounds; round++)
+    for (const measurable of started.flatMap((s) => s.measurables)) await measureSystem(measurable, round);
+  for (const system of started) await system.finish();
 
   const sections = [renderTable(rows), '', renderRatios(rows)];
   const generatorNotes = renderGeneratorNotes(rows, cpus().length);

@@ -1,6 +1,7 @@
 /**
- * The bench table: one row per system and concurrency (throughput, latency, outcomes, CPU per
- * enrollment by process), then the ratios issue 10 sets its target in.
+ * The bench table: one row per system, concurrency and round (throughput, latency, outcomes, CPU
+ * per enrollment by process), then the ratios issue 10 sets its target in: per round, and their
+ * median when there are several rounds.
  */
 import type { LevelResult } from './load-generator.js';
 
@@ -19,6 +20,8 @@ export type CpuRole = (typeof CPU_ROLES)[number];
 
 export interface LevelRow {
   system: SystemName;
+  /** 1-based; every round measures each system once (bench/load.ts --rounds). */
+  round: number;
   result: LevelResult;
   /** CPU ms used by each role over the level's window; absent: not measured (no such process). */
   cpuMs: Partial<Record<CpuRole, number>>;
@@ -30,7 +33,7 @@ export interface LevelRow {
 
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 1 : 0) : '—');
 const rate = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '—');
-const ratio = (a: number, b: number) => (Number.isFinite(a / b) && b > 0 ? (a / b).toFixed(2) : '—');
+const fixed = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '—');
 
 /** CPU ms per successful enrollment of a role, NaN when nothing succeeded or the role is not measured. */
 export function cpuPerOk(row: LevelRow, role: CpuRole | 'total' | 'generator'): number {
@@ -43,8 +46,10 @@ export function cpuPerOk(row: LevelRow, role: CpuRole | 'total' | 'generator'): 
 }
 
 export function renderTable(rows: LevelRow[]): string {
+  const byRound = rows.some((r) => r.round > 1);
   const header = [
     'system',
+    ...(byRound ? ['round'] : []),
     'concurrent',
     'enrollments/s',
     'p50 ms',
@@ -61,13 +66,14 @@ export function renderTable(rows: LevelRow[]): string {
   ];
   const lines = [
     `| ${header.join(' | ')} |`,
-    `|${header.map((_, i) => (i < 2 ? '---' : '---:')).join('|')}|`,
+    `|${header.map((_, i) => (i < (byRound ? 3 : 2) ? '---' : '---:')).join('|')}|`,
   ];
   for (const row of rows) {
     const r = row.result;
     lines.push(
       `| ${[
         SYSTEM_LABELS[row.system],
+        ...(byRound ? [row.round] : []),
         r.concurrency,
         rate(r.throughput),
         ms(r.p50),
@@ -96,44 +102,73 @@ export function renderTable(rows: LevelRow[]): string {
   return lines.join('\n');
 }
 
-/** project/floor and project/micromdm: throughput at each level, p50 at the lowest level. */
+/** Middle value (mean of the two middle ones for an even count); NaN for none. */
+export function median(values: number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * project/floor and project/micromdm: throughput at each level, p50 at the lowest level. Each ratio
+ * compares measurements of the same round; over several rounds, the cell is their median and the
+ * rounds' own values follow in a second table.
+ */
 export function renderRatios(rows: LevelRow[]): string {
-  const at = (system: SystemName, concurrency: number) =>
-    rows.find((r) => r.system === system && r.result.concurrency === concurrency)?.result;
+  const rounds = [...new Set(rows.map((r) => r.round))].sort((a, b) => a - b);
+  const at = (system: SystemName, concurrency: number, round: number) =>
+    rows.find((r) => r.system === system && r.result.concurrency === concurrency && r.round === round)
+      ?.result;
+  /** The ratio of a metric, project over `other`, in each round (NaN where a side is missing). */
+  const perRound = (other: SystemName, concurrency: number, metric: 'throughput' | 'p50') =>
+    rounds.map((round) => {
+      const a = at('project', concurrency, round)?.[metric] ?? Number.NaN;
+      const b = at(other, concurrency, round)?.[metric] ?? Number.NaN;
+      return b > 0 ? a / b : Number.NaN;
+    });
   const levels = [
     ...new Set(rows.filter((r) => r.system === 'project').map((r) => r.result.concurrency)),
   ].sort((a, b) => a - b);
   if (levels.length === 0) return '(no project rows: no ratios)';
   const lowest = levels[0]!;
+  const others = (['floor', 'micromdm'] as const).filter((o) => rows.some((r) => r.system === o));
+  const several = rounds.length > 1;
   const lines = [
-    `| ratio | ${levels.map((c) => `${c} concurrent`).join(' | ')} |`,
+    `| ratio${several ? ` (median of ${rounds.length} rounds)` : ''} | ${levels.map((c) => `${c} concurrent`).join(' | ')} |`,
     `|---|${levels.map(() => '---:').join('|')}|`,
   ];
-  for (const other of ['floor', 'micromdm'] as const) {
-    if (!rows.some((r) => r.system === other)) continue;
-    const cells = levels.map((c) =>
-      ratio(at('project', c)?.throughput ?? Number.NaN, at(other, c)?.throughput ?? Number.NaN),
+  for (const other of others)
+    lines.push(
+      `| enrollments/s project/${other} | ${levels.map((c) => fixed(median(perRound(other, c, 'throughput')))).join(' | ')} |`,
     );
-    lines.push(`| enrollments/s project/${other} | ${cells.join(' | ')} |`);
-  }
-  for (const other of ['floor', 'micromdm'] as const) {
-    if (!rows.some((r) => r.system === other)) continue;
-    const cells = levels.map((c) =>
-      c === lowest ? ratio(at('project', c)?.p50 ?? Number.NaN, at(other, c)?.p50 ?? Number.NaN) : '',
+  for (const other of others)
+    lines.push(
+      `| p50 project/${other} | ${levels.map((c) => (c === lowest ? fixed(median(perRound(other, c, 'p50'))) : '')).join(' | ')} |`,
     );
-    lines.push(`| p50 project/${other} | ${cells.join(' | ')} |`);
+  if (several && others.includes('floor')) {
+    lines.push('', `| project/floor, by round | ${rounds.map((r) => `round ${r}`).join(' | ')} |`);
+    lines.push(`|---|${rounds.map(() => '---:').join('|')}|`);
+    for (const c of levels)
+      lines.push(
+        `| enrollments/s at ${c} concurrent | ${perRound('floor', c, 'throughput').map(fixed).join(' | ')} |`,
+      );
+    lines.push(
+      `| p50 at ${lowest} concurrent | ${perRound('floor', lowest, 'p50').map(fixed).join(' | ')} |`,
+    );
   }
   const target: string[] = [];
-  const p8 = at('project', 8);
-  const f8 = at('floor', 8);
-  if (p8 && f8)
-    target.push(
-      `project/floor enrollments/s at 8 concurrent = ${ratio(p8.throughput, f8.throughput)} (target >= 0.6)`,
+  const throughput8 = median(perRound('floor', 8, 'throughput'));
+  if (Number.isFinite(throughput8))
+    target.push(`project/floor enrollments/s at 8 concurrent = ${fixed(throughput8)} (target >= 0.6)`);
+  const p50at1 = median(perRound('floor', 1, 'p50'));
+  if (Number.isFinite(p50at1))
+    target.push(`p50 at 1 concurrent = ${fixed(p50at1)}x the floor's (target <= 2)`);
+  if (target.length > 0)
+    lines.push(
+      '',
+      `Issue 10 target${several ? ` (medians of the rounds' ratios)` : ''}: ${target.join('; ')}; zero failures.`,
     );
-  const p1 = at('project', 1);
-  const f1 = at('floor', 1);
-  if (p1 && f1) target.push(`p50 at 1 concurrent = ${ratio(p1.p50, f1.p50)}x the floor's (target <= 2)`);
-  if (target.length > 0) lines.push('', `Issue 10 target: ${target.join('; ')}; zero failures.`);
   return lines.join('\n');
 }
 
@@ -147,7 +182,7 @@ export function renderGeneratorNotes(rows: LevelRow[], cores: number): string {
     const used = row.windowMs > 0 ? row.generatorMs / row.windowMs : 0;
     if (used >= 0.5)
       lines.push(
-        `- ${row.system} at ${row.result.concurrency}: the generator used ${used.toFixed(2)} of ${cores} cores; ` +
+        `- ${where(rows, row)}: the generator used ${used.toFixed(2)} of ${cores} cores; ` +
           'this throughput is partly bounded by the generator (CPU per enrollment is not).',
       );
   }
@@ -159,6 +194,12 @@ export function renderReasons(rows: LevelRow[]): string {
   const lines: string[] = [];
   for (const row of rows)
     for (const [reason, n] of Object.entries(row.result.reasons))
-      lines.push(`- ${row.system} at ${row.result.concurrency}: ${n} × ${reason}`);
+      lines.push(`- ${where(rows, row)}: ${n} × ${reason}`);
   return lines.join('\n');
+}
+
+/** "micromdm at 8", with its round when there are several. */
+function where(rows: LevelRow[], row: LevelRow): string {
+  const round = rows.some((r) => r.round > 1) ? `, round ${row.round}` : '';
+  return `${row.system} at ${row.result.concurrency}${round}`;
 }
