@@ -1,15 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollmentInput } from '../../api/scep/pki-operation.js';
-import { findProfile } from '../../config/load.js';
 import { certificates } from '../../db/schema.js';
 import { toPem } from '../../pki/pem.js';
-import { decodePkiMessage } from '../../pki/scep/decode.js';
-import { certificateInfo } from '../../pki/x509/certificate.js';
 import {
   type EnrollmentInput,
   type EnrollmentResult,
@@ -18,6 +14,7 @@ import {
 } from '../../workflows/definitions.js';
 import type { FakeIntune } from '../fakes/intune.js';
 import { certmongerEnroll, certmongerPoll } from '../support/certmonger.js';
+import { enrollmentInputOf } from '../support/enrollment-input.js';
 import { replayRecorded } from '../support/history-fixtures.js';
 import { type IntuneWorkerStack, startIntuneWorkerStack } from '../support/intune-worker-stack.js';
 import { certificateText } from '../support/openssl.js';
@@ -192,22 +189,8 @@ describe('CA_ISSUANCE=local: a forged enrollment input cannot widen what the wor
       transactionId: `forgery-${randomBytes(8).toString('hex')}`,
       content: device.csrDer,
     });
-    const ra = pipeline.ras.get(PROFILE)!;
-    const decoded = await decodePkiMessage(der, {
-      certificates: [ra.raCertificate],
-      decrypter: ra.decrypter,
-    });
-    if (!decoded.ok || !('csr' in decoded.request)) throw new Error('the request does not decode');
-    const signerKeySha256 = createHash('sha256')
-      .update(certificateInfo(decoded.request.signerCertificate).subjectPublicKeyInfo)
-      .digest('hex');
-    const input = await enrollmentInput(
-      decoded.request,
-      findProfile(pipeline.config, PROFILE)!,
-      signerKeySha256,
-      'local',
-    );
-    if (!input?.policy.ca.signsLocally) throw new Error('the API did not write a local-issuance input');
+    const input = await enrollmentInputOf(pipeline, PROFILE, der, 'local');
+    if (!input.policy.ca.signsLocally) throw new Error('the API did not write a local-issuance input');
     return input;
   }
 

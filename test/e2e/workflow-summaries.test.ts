@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,12 +6,9 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { enrollmentInput } from '../../api/scep/pki-operation.js';
-import { findProfile, PROJECT_ROOT } from '../../config/load.js';
+import { PROJECT_ROOT } from '../../config/load.js';
 import { certificates } from '../../db/schema.js';
 import { toPem } from '../../pki/pem.js';
-import { decodePkiMessage } from '../../pki/scep/decode.js';
-import { certificateInfo } from '../../pki/x509/certificate.js';
 import {
   DeviceIdKey,
   deviceWorkflowId,
@@ -24,6 +21,7 @@ import {
   TASK_QUEUE,
 } from '../../workflows/definitions.js';
 import { postPkiOperation } from '../support/certrep-attributes.js';
+import { enrollmentInputOf } from '../support/enrollment-input.js';
 import { buildPkiMessage, makeDevice, type OpensslDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -177,7 +175,7 @@ describe('enrollment workflows in the Web UI list', () => {
     // What the previous release's API did with this request: the same input, started under the raw id.
     const legacyId = legacyEnrollmentWorkflowId(PROFILE, transactionId);
     expect(legacyId).toContain('//');
-    const input = await inputOf(request);
+    const input = await enrollmentInputOf(pipeline, PROFILE, request);
     const started = await pipeline.client.workflow.start('enrollment', {
       workflowId: legacyId,
       taskQueue: TASK_QUEUE,
@@ -207,26 +205,6 @@ describe('enrollment workflows in the Web UI list', () => {
     expect(issued.map((c) => c.serialHex)).toEqual([legacyResult.outcome.issued.serialHex]);
   });
 });
-
-/** The EnrollmentInput the API builds for this request (the product's own decoder and builder). */
-async function inputOf(request: Uint8Array) {
-  const ra = pipeline.ras.get(PROFILE)!;
-  const decoded = await decodePkiMessage(request, {
-    certificates: [ra.raCertificate],
-    decrypter: ra.decrypter,
-  });
-  if (!decoded.ok || !('csr' in decoded.request)) throw new Error('the request does not decode');
-  const signerKeySha256 = createHash('sha256')
-    .update(certificateInfo(decoded.request.signerCertificate).subjectPublicKeyInfo)
-    .digest('hex');
-  const input = await enrollmentInput(
-    decoded.request,
-    findProfile(pipeline.config, PROFILE)!,
-    signerKeySha256,
-  );
-  if (!input) throw new Error('no enrollment input');
-  return input;
-}
 
 /** The README's saved views: `[name](http://.../workflows?query=...)`, the query URL-decoded. */
 function readmeSavedViews(): Array<{ name: string; query: string }> {
