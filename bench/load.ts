@@ -412,7 +412,9 @@ try {
       {
         cwd: PROJECT_ROOT,
       },
-    ).catch((err: Error) => notes.push(`biome format of the results failed: ${err.message}`));
+    ).catch((err: Error) =>
+      log(`biome format of the results failed (format it before committing): ${err.message}`),
+    );
     log(`written to ${file}`);
   }
   if (problems.length > 0) exitCode = 1;
