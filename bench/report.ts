@@ -34,6 +34,8 @@ export interface LevelRow {
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 1 : 0) : '—');
 const rate = (v: number) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '—');
 const fixed = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '—');
+/** Whether the run had more than one round: rows then say which round they belong to. */
+const severalRounds = (rows: LevelRow[]) => rows.some((r) => r.round > 1);
 
 /** CPU ms per successful enrollment of a role, NaN when nothing succeeded or the role is not measured. */
 export function cpuPerOk(row: LevelRow, role: CpuRole | 'total' | 'generator'): number {
@@ -46,7 +48,7 @@ export function cpuPerOk(row: LevelRow, role: CpuRole | 'total' | 'generator'): 
 }
 
 export function renderTable(rows: LevelRow[]): string {
-  const byRound = rows.some((r) => r.round > 1);
+  const byRound = severalRounds(rows);
   const header = [
     'system',
     ...(byRound ? ['round'] : []),
@@ -133,7 +135,7 @@ export function renderRatios(rows: LevelRow[]): string {
   if (levels.length === 0) return '(no project rows: no ratios)';
   const lowest = levels[0]!;
   const others = (['floor', 'micromdm'] as const).filter((o) => rows.some((r) => r.system === o));
-  const several = rounds.length > 1;
+  const several = severalRounds(rows);
   const lines = [
     `| ratio${several ? ` (median of ${rounds.length} rounds)` : ''} | ${levels.map((c) => `${c} concurrent`).join(' | ')} |`,
     `|---|${levels.map(() => '---:').join('|')}|`,
@@ -177,12 +179,13 @@ export function renderRatios(rows: LevelRow[]): string {
  * with the system under test, whose throughput is bounded by it (micromdm's, typically).
  */
 export function renderGeneratorNotes(rows: LevelRow[], cores: number): string {
+  const where = placeOf(rows);
   const lines: string[] = [];
   for (const row of rows) {
     const used = row.windowMs > 0 ? row.generatorMs / row.windowMs : 0;
     if (used >= 0.5)
       lines.push(
-        `- ${where(rows, row)}: the generator used ${used.toFixed(2)} of ${cores} cores; ` +
+        `- ${where(row)}: the generator used ${used.toFixed(2)} of ${cores} cores; ` +
           'this throughput is partly bounded by the generator (CPU per enrollment is not).',
       );
   }
@@ -191,15 +194,16 @@ export function renderGeneratorNotes(rows: LevelRow[], cores: number): string {
 
 /** Why requests failed or stayed pending, per system and level; empty when all succeeded. */
 export function renderReasons(rows: LevelRow[]): string {
+  const where = placeOf(rows);
   const lines: string[] = [];
   for (const row of rows)
     for (const [reason, n] of Object.entries(row.result.reasons))
-      lines.push(`- ${where(rows, row)}: ${n} × ${reason}`);
+      lines.push(`- ${where(row)}: ${n} × ${reason}`);
   return lines.join('\n');
 }
 
-/** "micromdm at 8", with its round when there are several. */
-function where(rows: LevelRow[], row: LevelRow): string {
-  const round = rows.some((r) => r.round > 1) ? `, round ${row.round}` : '';
-  return `${row.system} at ${row.result.concurrency}${round}`;
+/** How a row is named in notes: "micromdm at 8", with its round when there are several. */
+function placeOf(rows: LevelRow[]): (row: LevelRow) => string {
+  const several = severalRounds(rows);
+  return (row) => `${row.system} at ${row.result.concurrency}${several ? `, round ${row.round}` : ''}`;
 }
