@@ -8,7 +8,12 @@ import { certificates, devices } from '../../db/schema.js';
 import { openCertRep } from '../support/certrep.js';
 import { certRepAttributes, postPkiOperation } from '../support/certrep-attributes.js';
 import { certsFromPkcs7, openssl, serialOf } from '../support/openssl.js';
-import { buildPkiMessage, makeDevice, openssl as opensslBytes } from '../support/openssl-scep.js';
+import {
+  buildPkcsReq,
+  buildPkiMessage,
+  makeDevice,
+  openssl as opensslBytes,
+} from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { startRecordingProxy } from '../support/recording-proxy.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
@@ -185,36 +190,19 @@ describe('no silent takeover of a device identity', () => {
     const { raFile } = await chainOf('strict');
     const first = await postPkiOperation(
       scep('strict'),
-      (
-        await buildPkiMessage({
-          dir: work,
-          recipients: [raFile],
-          signer: owner,
-          cipher: 'aes256',
-          digest: 'sha256',
-          messageType: 19,
-          transactionId: 'strict-victim-1',
-          content: owner.csrDer,
-        })
-      ).der,
+      await buildPkcsReq(owner, { dir: work, raFile, transactionId: 'strict-victim-1', cipher: 'aes256' }),
       work,
     );
     expect(first.attributes).toMatchObject({ pkiStatus: '0' });
     const attacker = await makeDevice(work, 'strict-victim', 'challenge-strict');
     const takeover = await postPkiOperation(
       scep('strict'),
-      (
-        await buildPkiMessage({
-          dir: work,
-          recipients: [raFile],
-          signer: attacker,
-          cipher: 'aes256',
-          digest: 'sha256',
-          messageType: 19,
-          transactionId: 'strict-attacker-1',
-          content: attacker.csrDer,
-        })
-      ).der,
+      await buildPkcsReq(attacker, {
+        dir: work,
+        raFile,
+        transactionId: 'strict-attacker-1',
+        cipher: 'aes256',
+      }),
       work,
     );
     expect(takeover.attributes).toMatchObject({ pkiStatus: '2', failInfo: '2' });
@@ -234,18 +222,7 @@ describe('the certificate follows the template, never the CSR', () => {
     const { raFile, chainFile } = await chainOf('devices');
     const reply = await postPkiOperation(
       scep('devices'),
-      (
-        await buildPkiMessage({
-          dir: work,
-          recipients: [raFile],
-          signer: device,
-          cipher: 'aes128',
-          digest: 'sha256',
-          messageType: 19,
-          transactionId: 'greedy-1',
-          content: device.csrDer,
-        })
-      ).der,
+      await buildPkcsReq(device, { dir: work, raFile, transactionId: 'greedy-1' }),
       work,
     );
     expect(reply.attributes).toMatchObject({ pkiStatus: '0' });
@@ -277,18 +254,7 @@ describe('the certificate follows the template, never the CSR', () => {
     const { raFile } = await chainOf('strict');
     const reply = await postPkiOperation(
       scep('strict'),
-      (
-        await buildPkiMessage({
-          dir: work,
-          recipients: [raFile],
-          signer: device,
-          cipher: 'aes128',
-          digest: 'sha256',
-          messageType: 19,
-          transactionId: 'greedy-strict-1',
-          content: device.csrDer,
-        })
-      ).der,
+      await buildPkcsReq(device, { dir: work, raFile, transactionId: 'greedy-strict-1' }),
       work,
     );
     expect(reply.attributes).toMatchObject({ pkiStatus: '2', failInfo: '2' });
@@ -310,18 +276,7 @@ describe('the certificate follows the template, never the CSR', () => {
     const { raFile } = await chainOf('strict');
     const reply = await postPkiOperation(
       scep('strict'),
-      (
-        await buildPkiMessage({
-          dir: work,
-          recipients: [raFile],
-          signer: device,
-          cipher: 'des',
-          digest: 'sha256',
-          messageType: 19,
-          transactionId: 'des-1',
-          content: device.csrDer,
-        })
-      ).der,
+      await buildPkcsReq(device, { dir: work, raFile, transactionId: 'des-1', cipher: 'des' }),
       work,
     );
     expect(reply.attributes).toMatchObject({ pkiStatus: '2', failInfo: '0' });

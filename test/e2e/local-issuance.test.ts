@@ -18,7 +18,7 @@ import { enrollmentInputOf } from '../support/enrollment-input.js';
 import { replayRecorded } from '../support/history-fixtures.js';
 import { type IntuneWorkerStack, startIntuneWorkerStack } from '../support/intune-worker-stack.js';
 import { certificateText } from '../support/openssl.js';
-import { buildPkiMessage, makeDevice } from '../support/openssl-scep.js';
+import { buildPkcsReq, makeDevice } from '../support/openssl-scep.js';
 import type { Pipeline } from '../support/pipeline.js';
 import { scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
@@ -179,15 +179,10 @@ describe('CA_ISSUANCE=local: a forged enrollment input cannot widen what the wor
   /** A real device's PKCSReq (openssl), read by the product's own decoder into the input the API writes. */
   async function honestInput(cn: string): Promise<EnrollmentInput> {
     const device = await makeDevice(work, cn, 'intune-signed-challenge');
-    const { der } = await buildPkiMessage({
+    const der = await buildPkcsReq(device, {
       dir: work,
-      recipients: [raFile],
-      signer: device,
-      cipher: 'aes128',
-      digest: 'sha256',
-      messageType: 19,
+      raFile,
       transactionId: `forgery-${randomBytes(8).toString('hex')}`,
-      content: device.csrDer,
     });
     const input = await enrollmentInputOf(pipeline, PROFILE, der, 'local');
     if (!input.policy.ca.signsLocally) throw new Error('the API did not write a local-issuance input');

@@ -22,7 +22,7 @@ import {
 } from '../../workflows/definitions.js';
 import { postPkiOperation } from '../support/certrep-attributes.js';
 import { enrollmentInputOf } from '../support/enrollment-input.js';
-import { buildPkiMessage, makeDevice, type OpensslDevice } from '../support/openssl-scep.js';
+import { buildPkcsReq, makeDevice, type OpensslDevice } from '../support/openssl-scep.js';
 import { type Pipeline, startPipeline } from '../support/pipeline.js';
 import { waitForWorkflows } from '../support/temporal.js';
 
@@ -52,20 +52,8 @@ afterAll(async () => {
 /** A base64 transactionID as micromdm's scepclient sends it, starting with '/' like the issue's. */
 const base64TransactionId = () => `/${randomBytes(15).toString('base64')}+${run}=`;
 
-async function pkcsReq(device: OpensslDevice, transactionId: string) {
-  return (
-    await buildPkiMessage({
-      dir: work,
-      recipients: [raFile],
-      signer: device,
-      cipher: 'aes256',
-      digest: 'sha256',
-      messageType: 19,
-      transactionId,
-      content: device.csrDer,
-    })
-  ).der;
-}
+const pkcsReq = (device: OpensslDevice, transactionId: string) =>
+  buildPkcsReq(device, { dir: work, raFile, transactionId, cipher: 'aes256' });
 
 const send = async (der: Uint8Array) => {
   const reply = await postPkiOperation(`${pipeline.url}/scep/${PROFILE}`, der, work);

@@ -168,6 +168,27 @@ export interface BuiltPkiMessage {
   envelope: Uint8Array;
 }
 
+/**
+ * A device's PKCSReq of its own CSR, signed with its self-signed certificate (SHA-256), encrypted to
+ * `raFile`: the request most tests send. DER of the pkiMessage.
+ */
+export async function buildPkcsReq(
+  device: OpensslDevice,
+  opts: { dir: string; raFile: string; transactionId: string; cipher?: OpensslCipher },
+): Promise<Uint8Array> {
+  const built = await buildPkiMessage({
+    dir: opts.dir,
+    recipients: [opts.raFile],
+    signer: device,
+    cipher: opts.cipher ?? 'aes128',
+    digest: 'sha256',
+    messageType: 19,
+    transactionId: opts.transactionId,
+    content: device.csrDer,
+  });
+  return built.der;
+}
+
 export async function buildPkiMessage(opts: PkiMessageOptions): Promise<BuiltPkiMessage> {
   const { dir, cipher, digest } = opts;
   // 1. The envelope.
