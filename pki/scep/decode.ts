@@ -179,11 +179,15 @@ function parseSignedData(body: Uint8Array): pkijs.SignedData {
   }
 }
 
-/** The eContent bytes; Go clients send a constructed OCTET STRING, so the pieces are concatenated. */
+/**
+ * The eContent bytes; Go clients send a constructed OCTET STRING, so the pieces are concatenated.
+ * pkijs takes eContent as ANY: another type (a NULL, say) is no content, not something to read as one.
+ */
 function encapsulatedContent(signedData: pkijs.SignedData): Uint8Array | undefined {
-  const eContent = signedData.encapContentInfo.eContent;
-  if (!eContent || signedData.encapContentInfo.eContentType !== CMS.data) return undefined;
-  return new Uint8Array(asn1js.OctetString.prototype.getValue.call(eContent));
+  const eContent: unknown = signedData.encapContentInfo.eContent;
+  if (!(eContent instanceof asn1js.OctetString) || signedData.encapContentInfo.eContentType !== CMS.data)
+    return undefined;
+  return new Uint8Array(eContent.getValue());
 }
 
 /** The signed attributes as the signer signed them: the received bytes, re-tagged [0] -> SET (RFC 5652 5.4). */

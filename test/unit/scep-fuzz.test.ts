@@ -596,6 +596,19 @@ describe('regressions found by this fuzzer (signed by the client, so each deserv
   });
 });
 
+describe('regressions found by this fuzzer in raw messages', () => {
+  it('an eContent that is a NULL, not an OCTET STRING: badMessageCheck, was HTTP 400 (TypeError)', async () => {
+    // CI seed -1283965262 retagged certmonger's eContent; asn1js's OctetString.getValue read a NULL.
+    const tree = parseTree(clients[0]!.der)!;
+    const eContent = flatten(tree).find((n) => n.tag === 0x04)!;
+    Object.assign(eContent, { tag: 0x05, value: new Uint8Array(), children: undefined });
+    const result = await decodeChecked(serialize(tree));
+    expect(result.ok ? 'ok' : result.error.reply === 'certrep-failure' && result.error.failInfo).toBe(
+      'badMessageCheck',
+    );
+  });
+});
+
 describe('decodeGetMessageParam on mutated base64', () => {
   const alphabets = (b: Buffer) => [
     b.toString('base64'),
