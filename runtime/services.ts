@@ -125,9 +125,19 @@ export function temporalConnectionOptions(settings: RuntimeSettings): {
   };
 }
 
+/**
+ * The longest wait between two attempts of the client to reach Temporal again. grpc-js backs off up
+ * to 120 s by default, so after an outage of a few minutes a replica stayed unready (and devices got
+ * errors) for up to two minutes after Temporal was back; capped, it is back within about 5 s.
+ */
+export const TEMPORAL_MAX_RECONNECT_BACKOFF_MS = 5_000;
+
 /** A Temporal client whose payloads are encrypted (runtime/payload-codec.ts). */
 export async function connectTemporal(settings: RuntimeSettings, codec: PayloadCodec): Promise<Client> {
-  const connection = await Connection.connect(temporalConnectionOptions(settings));
+  const connection = await Connection.connect({
+    ...temporalConnectionOptions(settings),
+    channelArgs: { 'grpc.max_reconnect_backoff_ms': TEMPORAL_MAX_RECONNECT_BACKOFF_MS },
+  });
   return new Client({
     connection,
     namespace: settings.temporalNamespace,

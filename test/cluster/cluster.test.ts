@@ -30,6 +30,7 @@ import { deviceWorkflowId, PkiStatusKey } from '../../workflows/definitions.js';
 import { certsFromPkcs7, openssl } from '../support/openssl.js';
 import { exec, scepclientEnroll } from '../support/scep-clients.js';
 import { waitForWorkflows } from '../support/temporal.js';
+import { until } from '../support/until.js';
 
 /**
  * The production shape as separate OS processes (scripts/cluster.ts): a Temporal server on Postgres, two API
@@ -405,14 +406,29 @@ describe('the cluster as separate processes', () => {
     ]);
 
     // Temporal down: every replica says so (and stays live), and is ready again once it is back.
+    const downAt = Date.now();
     await killClusterProcess(settings, 'temporal');
     const down = await readyz(port1);
     expect(down.status).toBe(503);
     expect(down.body.checks.temporal?.ok).toBe(false);
     expect(down.body.checks.database?.ok).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port1}/healthz`)).status).toBe(200);
+    // Down for a minute, probed as a load balancer would: by then grpc-js's default backoff waits
+    // about half a minute between reconnects, and a replica stayed unready that long after Temporal
+    // was back. With the backoff capped (runtime/services.ts) both are ready within seconds.
+    while (Date.now() - downAt < 60_000) {
+      expect((await readyz(port1)).status).toBe(503);
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
     await restartClusterProcess(settings, 'temporal', log);
-    expect((await readyz(port1)).status).toBe(200);
+    const back = Date.now();
+    for (const port of [port1, port2])
+      await until(
+        `API on ${port} ready within 12 s of Temporal's return`,
+        async () => ((await readyz(port)).status === 200 ? true : undefined),
+        12_000,
+      );
+    log(`both API replicas ready ${((Date.now() - back) / 1000).toFixed(1)} s after Temporal was back`);
 
     // A deploy: SIGTERM to api-2 while a device is enrolling through it.
     const enrolling = scepclientEnroll({
