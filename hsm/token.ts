@@ -17,6 +17,7 @@ import {
   rsaSpki,
 } from './der.js';
 import { closeQuietly, SessionPool } from './session-pool.js';
+import { whileSoftHsmLocked } from './softhsm-lock.js';
 
 export interface HsmConfig {
   library: string;
@@ -48,6 +49,23 @@ export class HsmKeyNotFoundError extends Error {
   ) {
     super(`HSM token "${tokenLabel}" has no ${kind} labelled "${keyLabel}"`);
     this.name = 'HsmKeyNotFoundError';
+  }
+}
+
+/**
+ * The token could not be found or logged in to just now, for a reason that may pass: the library
+ * lists no token with this label, or could not read a slot, or took the token for one without a user
+ * PIN. Either the token is not there, or (SoftHSM) another process was rewriting the token's file
+ * at that moment, as SoftHSM does at every login: processes starting together see this.
+ */
+export class HsmTokenUnavailableError extends Error {
+  constructor(
+    readonly tokenLabel: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'HsmTokenUnavailableError';
   }
 }
 
@@ -119,26 +137,28 @@ export class HsmToken {
     private readonly pool: SessionPool,
   ) {}
 
-  static async open(config: HsmConfig): Promise<HsmToken> {
-    const loaded = loadModule(config.library);
-    let pool: SessionPool | undefined;
-    try {
-      const slot = findSlot(loaded.module, config.tokenLabel);
-      const slotId = slot.handle.toString('hex');
-      pool = new SessionPool(
-        () => slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION),
-        Math.max(1, config.poolSize ?? 4),
-        `HSM token "${config.tokenLabel}"`,
-      );
-      const logins = loaded.logins.get(slotId) ?? 0;
-      if (logins === 0) login(pool.first, config);
-      loaded.logins.set(slotId, logins + 1);
-      return new HsmToken(config, loaded, slotId, pool);
-    } catch (e) {
-      if (pool) for (const s of await pool.drain()) closeQuietly(s);
-      releaseModule(config.library, loaded);
-      throw e;
-    }
+  static open(config: HsmConfig): Promise<HsmToken> {
+    return whileSoftHsmLocked(config.library, async () => {
+      const loaded = loadModule(config.library);
+      let pool: SessionPool | undefined;
+      try {
+        const slot = findSlot(loaded.module, config.tokenLabel);
+        const slotId = slot.handle.toString('hex');
+        pool = new SessionPool(
+          () => slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION),
+          Math.max(1, config.poolSize ?? 4),
+          `HSM token "${config.tokenLabel}"`,
+        );
+        const logins = loaded.logins.get(slotId) ?? 0;
+        if (logins === 0) login(pool.first, config);
+        loaded.logins.set(slotId, logins + 1);
+        return new HsmToken(config, loaded, slotId, pool);
+      } catch (e) {
+        if (pool) for (const s of await pool.drain()) closeQuietly(s);
+        releaseModule(config.library, loaded);
+        throw e;
+      }
+    });
   }
 
   get tokenLabel(): string {
@@ -524,16 +544,18 @@ export class HsmToken {
 
   private async shutdown(): Promise<void> {
     const sessions = await this.pool.drain();
-    const logins = (this.loaded.logins.get(this.slotId) ?? 1) - 1;
-    this.loaded.logins.set(this.slotId, logins);
-    try {
-      if (logins === 0 && sessions[0]) sessions[0].logout();
-    } catch {
-      // Already logged out (token removed, or finalize raced): nothing left to protect.
-    }
-    for (const s of sessions) closeQuietly(s);
-    this.privateKeys.clear();
-    releaseModule(this.config.library, this.loaded);
+    await whileSoftHsmLocked(this.config.library, async () => {
+      const logins = (this.loaded.logins.get(this.slotId) ?? 1) - 1;
+      this.loaded.logins.set(this.slotId, logins);
+      try {
+        if (logins === 0 && sessions[0]) sessions[0].logout();
+      } catch {
+        // Already logged out (token removed, or finalize raced): nothing left to protect.
+      }
+      for (const s of sessions) closeQuietly(s);
+      this.privateKeys.clear();
+      releaseModule(this.config.library, this.loaded);
+    });
   }
 
   private privateKey(keyLabel: string): Promise<KeyInfo> {
@@ -625,14 +647,25 @@ function releaseModule(library: string, loaded: LoadedModule): void {
 function findSlot(module: graphene.Module, tokenLabel: string): graphene.Slot {
   const slots = module.getSlots(true);
   const labels: string[] = [];
+  const unreadable: string[] = [];
   for (let i = 0; i < slots.length; i++) {
     const slot = slots.items(i);
-    const label = slot.getToken().label.trim();
+    let label: string;
+    try {
+      label = slot.getToken().label.trim();
+    } catch (e) {
+      // SoftHSM: another process is rewriting this token's file; it may well be the one we want.
+      unreadable.push((e as Error).message.split('\n')[0] ?? String(e));
+      continue;
+    }
     if (label === tokenLabel) return slot;
     labels.push(JSON.stringify(label));
   }
-  throw new Error(
-    `no PKCS#11 token labelled "${tokenLabel}" (tokens present: ${labels.join(', ') || 'none'})`,
+  const present = labels.join(', ') || 'none';
+  const others = unreadable.length > 0 ? `; ${unreadable.length} unreadable: ${unreadable.join(', ')}` : '';
+  throw new HsmTokenUnavailableError(
+    tokenLabel,
+    `no PKCS#11 token labelled "${tokenLabel}" (tokens present: ${present}${others})`,
   );
 }
 
@@ -640,11 +673,15 @@ function login(session: graphene.Session, config: HsmConfig): void {
   try {
     session.login(config.pin, graphene.UserType.USER);
   } catch (e) {
+    const message = (e as Error).message;
     // Another library user in this process logged in already: the login state is shared.
-    if ((e as Error).message.includes('CKR_USER_ALREADY_LOGGED_IN')) return;
-    throw new Error(`login to HSM token "${config.tokenLabel}" failed: ${(e as Error).message}`, {
-      cause: e,
-    });
+    if (message.includes('CKR_USER_ALREADY_LOGGED_IN')) return;
+    const failure = `login to HSM token "${config.tokenLabel}" failed: ${message}`;
+    // SoftHSM read the token's file while another process rewrote it: worth another try. A wrong or
+    // locked PIN never is (each try would count against the PIN).
+    if (/CKR_USER_PIN_NOT_INITIALIZED|CKR_GENERAL_ERROR/.test(message))
+      throw new HsmTokenUnavailableError(config.tokenLabel, failure, { cause: e });
+    throw new Error(failure, { cause: e });
   }
 }
 

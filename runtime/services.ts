@@ -10,7 +10,7 @@ import { type DatabaseHandle, migrateDatabase, openDatabase } from '../db/client
 import { grantApplicationRole, pendingMigrations } from '../db/roles.js';
 import { ensurePkiHierarchy, issuingCertificateLabel, PAYLOAD_KEK_LABEL } from '../hsm/provision.js';
 import { ensureSoftHsmTokens } from '../hsm/softhsm.js';
-import { HsmToken } from '../hsm/token.js';
+import { HsmToken, HsmTokenUnavailableError } from '../hsm/token.js';
 import { TokenSet } from '../hsm/token-set.js';
 import { componentLogger } from './log.js';
 import { ensureOperatorTlsCertificate } from './operator-tls.js';
@@ -57,18 +57,36 @@ export async function openTokens(
     library = created[0]!.library;
   }
   if (!library) throw new Error('no PKCS#11 library (set PKCS11_LIBRARY)');
-  const opened: Partial<Record<TokenRole, HsmToken>> = {};
-  try {
-    for (const role of wanted) {
-      const { label, pin } = configured(role);
-      opened[role] = await HsmToken.open({ library, tokenLabel: label, pin });
+  for (let attempt = 0; ; attempt++) {
+    const opened: Partial<Record<TokenRole, HsmToken>> = {};
+    try {
+      for (const role of wanted) {
+        const { label, pin } = configured(role);
+        opened[role] = await HsmToken.open({ library, tokenLabel: label, pin });
+      }
+      return new TokenSet(opened);
+    } catch (err) {
+      // Closing every token releases the library, so the next try lists the slots afresh.
+      await new TokenSet(opened).close();
+      const wait = TOKEN_LOOKUP_RETRY_MS[attempt];
+      // Never retried: a wrong PIN (a retry loop would lock the token) or any other failure.
+      if (!(err instanceof HsmTokenUnavailableError) || wait === undefined) throw err;
+      componentLogger('hsm').warn(
+        { tokenLabel: err.tokenLabel, attempt: attempt + 1, retryInMs: wait, reason: err.message },
+        'HSM token unavailable; trying again (another process may be logging in to it)',
+      );
+      await new Promise((r) => setTimeout(r, wait));
     }
-  } catch (err) {
-    await new TokenSet(opened).close();
-    throw err;
   }
-  return new TokenSet(opened);
 }
+
+/**
+ * Waits before each new try of a token that was unavailable. SoftHSM hides a token from a process
+ * that lists the slots, or fails its login, while another process logs in to it, which processes
+ * starting together do (the cluster's workers: one exited with "no PKCS#11 token labelled
+ * device-pki-data"). A token that is really missing still fails, after about 4.5 s.
+ */
+const TOKEN_LOOKUP_RETRY_MS = [100, 200, 400, 800, 1_000, 1_000, 1_000] as const;
 
 /**
  * Dev, tests and provisioning: every token, holding the whole hierarchy the config names, and the
