@@ -148,7 +148,7 @@ export function temporalConnectionOptions(settings: RuntimeSettings): {
  * to 120 s by default, so after an outage of a few minutes a replica stayed unready (and devices got
  * errors) for up to two minutes after Temporal was back; capped, it is back within about 5 s.
  */
-export const TEMPORAL_MAX_RECONNECT_BACKOFF_MS = 5_000;
+const TEMPORAL_MAX_RECONNECT_BACKOFF_MS = 5_000;
 
 /** A Temporal client whose payloads are encrypted (runtime/payload-codec.ts). */
 export async function connectTemporal(settings: RuntimeSettings, codec: PayloadCodec): Promise<Client> {
