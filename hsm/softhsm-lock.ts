@@ -9,9 +9,10 @@
  * processes that share only some token volumes (docker-compose: a service mounts the tokens of its
  * job) still meet on the ones they share. A real HSM's library is left alone.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
+import { softHsmTokenDir } from './softhsm.js';
 
 const LOCK_DIR = 'pki-open.lock';
 
@@ -47,8 +48,7 @@ export async function whileSoftHsmLocked<T>(library: string, work: () => Promise
 /** The token directories of SOFTHSM2_CONF's `directories.tokendir`, sorted; none without a config. */
 function tokenDirectories(): string[] {
   const conf = process.env.SOFTHSM2_CONF;
-  if (!conf || !existsSync(conf)) return [];
-  const tokenDir = /^\s*directories\.tokendir\s*=\s*(.+?)\s*$/m.exec(readFileSync(conf, 'utf8'))?.[1];
+  const tokenDir = conf ? softHsmTokenDir(conf) : undefined;
   if (!tokenDir || !existsSync(tokenDir)) return [];
   return readdirSync(tokenDir)
     .map((name) => join(tokenDir, name))

@@ -3,7 +3,16 @@
  * one sub-directory per token named by its label. A real HSM's tokens are its administrators'.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { HsmConfig } from './token.js';
 
@@ -79,6 +88,12 @@ export async function ensureSoftHsmTokens(opts: {
     placeByLabel(tokenDir, before, token.label);
   }
   return opts.tokens.map((token) => ({ library, tokenLabel: token.label, pin: token.pin }));
+}
+
+/** The `directories.tokendir` of a SoftHSM config (the one written above, or a deployment's own). */
+export function softHsmTokenDir(confPath: string): string | undefined {
+  if (!existsSync(confPath)) return undefined;
+  return /^\s*directories\.tokendir\s*=\s*(.+?)\s*$/m.exec(readFileSync(confPath, 'utf8'))?.[1];
 }
 
 /**
