@@ -1,6 +1,7 @@
 import { generationReader } from '../activities/ca/local-hsm/generations.js';
 import { startKeyInventory } from '../activities/keys/recorder.js';
 import { startupConfig } from '../config/startup.js';
+import { httpTimeoutsFromEnv } from '../runtime/http-listener.js';
 import { MAX_SCEP_BODY_BYTES } from '../runtime/in-process.js';
 import { componentLogger } from '../runtime/log.js';
 import { loadOperatorTls } from '../runtime/operator-tls.js';
@@ -13,6 +14,7 @@ import {
   payloadCodecOf,
   TOKENS_OF,
 } from '../runtime/services.js';
+import { closeInStages } from '../runtime/shutdown.js';
 import { EnrollmentGateway } from './enrollment-gateway.js';
 import { operatorCertificateVerifier } from './operator/certificate-auth.js';
 import { loadRegistrationAuthorities } from './ra.js';
@@ -73,19 +75,31 @@ log.info(
  * devices here; after API_DRAIN_MS (default 5 s: a few probe intervals) the listeners stop accepting,
  * and the requests in flight are answered (SUCCESS, FAILURE, or PENDING when their workflow is still
  * working: the device polls another replica) before the connections to Temporal, Postgres and the HSM
- * close.
+ * close, each stage logged; a stage still open past the bound below ends the process with status 1.
  */
 const drainMs = Number(process.env.API_DRAIN_MS ?? 5_000);
+// The longest a request in flight can still take: the rest of its body (API_REQUEST_TIMEOUT_MS), then
+// its profile's enrollmentWaitMs for its workflow before it answers PENDING. Past that and 15 s more,
+// whatever stage has not closed does not keep the replica alive.
+const closeBoundMs =
+  httpTimeoutsFromEnv().requestTimeout +
+  Math.max(0, ...config.profiles.map((p) => p.enrollmentWaitMs)) +
+  15_000;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, async () => {
     readiness.drain();
     log.info({ signal, drainMs }, 'draining, then closing');
     await new Promise((r) => setTimeout(r, drainMs));
-    await server.close();
-    await keyInventory.stop();
-    await client.connection.close();
-    await database.close();
-    await tokens.close();
+    await closeInStages(
+      [
+        { name: 'listeners (requests in flight are answered)', close: () => server.close() },
+        { name: 'key inventory', close: () => keyInventory.stop() },
+        { name: 'Temporal connection', close: () => client.connection.close() },
+        { name: 'database', close: () => database.close() },
+        { name: 'HSM tokens', close: () => tokens.close() },
+      ],
+      { log, boundMs: closeBoundMs },
+    );
     process.exit(0);
   });
 }

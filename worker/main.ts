@@ -12,6 +12,7 @@ import {
   TOKENS_OF,
   temporalConnectionOptions,
 } from '../runtime/services.js';
+import { closeInStages } from '../runtime/shutdown.js';
 import { createWorkers, QUEUES, type QueueName } from './workers.js';
 
 /**
@@ -78,12 +79,21 @@ dispatcher?.start();
 try {
   await Promise.all(workers.map((w) => w.run()));
 } finally {
-  await health?.close();
-  await dispatcher?.stop();
-  await keyInventory.stop();
-  await connection.close();
-  await client?.connection.close();
-  await db.close();
-  await tokens.close();
+  // An outbox delivery in flight ends within its own timeouts (a webhook's events.timeoutMs, e-mail's
+  // 40 s at most); a stage still open after a minute ends the process with status 1, named in the log.
+  const closeBoundMs = Math.max(60_000, config.events.timeoutMs * 2 + 15_000);
+  // The workers have finished or handed back their tasks; what is left holds no work of Temporal's.
+  await closeInStages(
+    [
+      { name: 'health port', close: async () => health?.close() },
+      { name: 'event outbox', close: async () => dispatcher?.stop() },
+      { name: 'key inventory', close: () => keyInventory.stop() },
+      { name: 'Temporal worker connection', close: () => connection.close() },
+      { name: 'Temporal client', close: async () => client?.connection.close() },
+      { name: 'database', close: () => db.close() },
+      { name: 'HSM tokens', close: () => tokens.close() },
+    ],
+    { log, boundMs: closeBoundMs },
+  );
   log.info('[worker] stopped');
 }
