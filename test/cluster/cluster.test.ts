@@ -25,6 +25,7 @@ import {
   restartClusterProcess,
   restartTemporalServer,
 } from '../../scripts/cluster/control.js';
+import { logTail } from '../../scripts/cluster/supervisor.js';
 import { type ClusterSettings, clusterSecrets, clusterSettings } from '../../scripts/cluster/topology.js';
 import { deviceWorkflowId, PkiStatusKey } from '../../workflows/definitions.js';
 import { certsFromPkcs7, openssl } from '../support/openssl.js';
@@ -446,11 +447,18 @@ describe('the cluster as separate processes', () => {
     expect(result.code, result.output).toBe(0);
     expect(result.certificatePem).toContain('BEGIN CERTIFICATE');
     // It then closes its listeners and connections and exits by itself, as an orchestrator expects.
-    const deadline = Date.now() + 30_000;
-    const alive = async () =>
-      (await clusterStatus(settings)).processes.find((p) => p.name === 'api-2')?.alive;
-    while ((await alive()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-    expect(await alive()).toBe(false);
+    const answeredAt = Date.now();
+    const deadline = answeredAt + 30_000;
+    const api2 = async () => (await clusterStatus(settings)).processes.find((p) => p.name === 'api-2');
+    while ((await api2())?.alive && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+    const stopped = await api2();
+    expect(
+      stopped?.alive,
+      `api-2 still running 30 s after the answer; its log:\n${stopped ? logTail(stopped.log, 40) : '(not in the status)'}`,
+    ).toBe(false);
+    log(`api-2 exited ${((Date.now() - answeredAt) / 1000).toFixed(1)} s after the answer`);
+    // Every stage closed: it was not the shutdown bound (runtime/shutdown.ts) that ended it.
+    expect(logTail(stopped!.log, 40)).toContain('"msg":"closed"');
     await restartClusterProcess(settings, 'api-2', log);
     expect((await readyz(port2)).status).toBe(200);
   });
