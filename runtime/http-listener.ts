@@ -2,6 +2,7 @@
  * One way to put a Hono app on a port (plain HTTP, or HTTPS with `tls`), with the time limits every
  * listener of the product keeps: the API's public and operator listeners and a worker's health port.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { type ServerType, serve } from '@hono/node-server';
 import type { Hono } from 'hono';
@@ -47,11 +48,31 @@ export function listenOn(
       (info) => {
         resolve({
           url: `${tls ? 'https' : 'http'}://${listen.host}:${info.port}`,
-          // Node closes idle keep-alive connections; requests in flight are answered first.
-          close: () => new Promise<void>((done) => server.close(() => done())),
+          close: () => closeAfterAnswers(server, inFlight),
         });
       },
     );
     server.once('error', reject);
+    // Responses not finished yet: on close, each is the last of its connection.
+    const inFlight = new Set<ServerResponse>();
+    server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+      if (!server.listening) res.setHeader('Connection', 'close');
+      inFlight.add(res);
+      res.once('close', () => inFlight.delete(res));
+    });
+  });
+}
+
+/**
+ * Stops accepting, answers the requests in flight, and closes every connection once its answer is
+ * out. Node's own close() only ends the keep-alive connections idle at that instant: a client that
+ * sends its next request as soon as the last is answered (a load balancer probing /readyz) kept a
+ * replica open forever after SIGTERM. Each answer still to come now says `Connection: close`, and so
+ * does every request such a connection brings meanwhile (`server.listening` is false from here).
+ */
+function closeAfterAnswers(server: ServerType, inFlight: Set<ServerResponse>): Promise<void> {
+  return new Promise<void>((done) => {
+    server.close(() => done());
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
   });
 }
